@@ -1,0 +1,65 @@
+import type { Where } from "../errors.js";
+import type { RoleUse } from "./role.js";
+import { callerLocation, type HandlerRef, type Task } from "./task.js";
+
+/** One step of a rolling rollout: a host count or a percentage such as "50%". */
+export type SerialStep = number | `${number}%`;
+
+/** What a play's `tasks` function receives. */
+export interface PlayContext<H extends string> {
+  handlers: Record<H, HandlerRef>;
+  host: string;
+}
+
+/** A play: which hosts, which roles and tasks, and how to roll out across them. */
+export interface PlaySpec<H extends string = string> {
+  name?: string;
+  /** Variables for every host of the play; they override inventory values. */
+  vars?: Record<string, unknown>;
+  roles?: RoleUse[];
+  /** Tasks after the roles; a function receives the host's variables. */
+  tasks?: Task[] | ((vars: Record<string, unknown>, ctx: PlayContext<H>) => Task[]);
+  handlers?: Record<H, Task>;
+  /** Hosts per batch: a number, a percentage, or a list of steps whose last one repeats. */
+  serial?: SerialStep | SerialStep[];
+  /** Stop the rollout when more than this percentage of a batch fails (unreachable counts). */
+  maxFailPercentage?: number;
+  /** Stop the rollout when any host fails. */
+  anyErrorsFatal?: boolean;
+  /** Run notified handlers even on hosts where a later task failed. */
+  forceHandlers?: boolean;
+}
+
+export interface Play extends PlaySpec {
+  readonly kind: "play";
+  /** Host pattern. */
+  readonly hosts: string;
+  readonly where: Where;
+}
+
+export interface Playbook {
+  readonly kind: "playbook";
+  readonly name: string;
+  readonly plays: readonly Play[];
+  readonly where: Where;
+}
+
+/**
+ * A play over the hosts a pattern selects.
+ *
+ * @example
+ * play("agents", { serial: 1, maxFailPercentage: 0, roles: [spireAgent({ attestor: "tpm_devid" })] })
+ */
+export function play<H extends string = never>(hosts: string, spec: PlaySpec<H>): Play {
+  return { ...(spec as PlaySpec), kind: "play", hosts, where: callerLocation() };
+}
+
+/**
+ * A playbook: plays run in order. Export it as the module's default.
+ *
+ * @example
+ * export default definePlaybook("Sprint 1", [play("all", { roles: [tpmValidate()] })]);
+ */
+export function definePlaybook(name: string, plays: Play[]): Playbook {
+  return { kind: "playbook", name, plays, where: callerLocation() };
+}

@@ -1,0 +1,61 @@
+/**
+ * The one stream every message goes through. The runner emits events; renderers (plain,
+ * JSON Lines, listr2) are the only code that prints.
+ */
+
+/** What a task did on one host. */
+export type TaskStatus = "ok" | "changed" | "skipped" | "failed" | "unreachable";
+
+/** One file's difference, already masked when the task is `noLog`. */
+export interface DiffEntry {
+  path: string;
+  /** Unified diff text of the contents, or a one-line note ("binary files differ"). */
+  content?: string;
+  /** Attribute changes such as `mode 0644 -> 0640`. */
+  attributes?: string[];
+  /** The task is noLog: the diff is withheld. */
+  hidden?: boolean;
+}
+
+export interface HostCounts {
+  ok: number;
+  changed: number;
+  failed: number;
+  skipped: number;
+  unreachable: number;
+}
+
+export type OmensEvent =
+  | { kind: "run-start"; playbook: string; check: boolean; hosts: string[] }
+  | { kind: "play-start"; play: string; hosts: string[]; batch?: { index: number; of: number } }
+  | { kind: "play-empty"; play: string; pattern: string; warning: string }
+  | { kind: "task-start"; play: string; task: string; host: string; handler?: boolean }
+  | {
+      kind: "task-result";
+      play: string;
+      task: string;
+      host: string;
+      status: TaskStatus;
+      /** Why it changed, why nothing was needed, or why it was skipped. */
+      reason?: string;
+      diff?: DiffEntry[];
+      error?: string;
+      handler?: boolean;
+      item?: string;
+      durationMs: number;
+      check: boolean;
+    }
+  | { kind: "command"; host: string; task?: string; command: string }
+  | { kind: "command-output"; host: string; stdout: string; stderr: string; rc: number }
+  | { kind: "handlers-pending"; host: string; handlers: string[]; reason: string }
+  | { kind: "warning"; message: string; host?: string }
+  | { kind: "play-stopped"; play: string; message: string }
+  | { kind: "recap"; hosts: Record<string, HostCounts>; check: boolean; durationMs: number };
+
+/** Anything that receives events. */
+export type EventSink = (event: OmensEvent) => void;
+
+/** A zero recap line for one host. */
+export function emptyCounts(): HostCounts {
+  return { ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0 };
+}

@@ -1,0 +1,28 @@
+/** The public DSL: everything a playbook or role imports comes from here. */
+export {
+  definePlaybook,
+  play,
+  type Play,
+  type Playbook,
+  type PlaySpec,
+  type SerialStep,
+} from "./dsl/playbook.js";
+export { defineRole, type RoleContext, type RoleFactory, type RoleSpec } from "./dsl/role.js";
+export type { HandlerRef, Task, TaskContext, TaskOptions, TaskResult } from "./dsl/task.js";
+export { Secret } from "./secret.js";
+export { Type, type Static } from "@sinclair/typebox";
+export { file, type FileArgs } from "./modules/file.js";
+export { copy, type CopyArgs } from "./modules/copy.js";
+export { template, type TemplateArgs, MANAGED_HEADER } from "./modules/template.js";
+export {
+  lineinfile,
+  blockinfile,
+  type LineinfileArgs,
+  type BlockinfileArgs,
+} from "./modules/lineinfile.js";
+export { command, type CommandArgs } from "./modules/command.js";
+export { systemd, type SystemdArgs } from "./modules/systemd.js";
+export { stat, type StatArgs, type StatResult } from "./modules/stat.js";
+export { assert, type AssertArgs } from "./modules/assert.js";
+export { waitFor, type WaitForArgs } from "./modules/wait-for.js";
+export { ping } from "./modules/ping.js";

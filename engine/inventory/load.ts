@@ -1,0 +1,315 @@
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { homedir } from "node:os";
+import { Ajv, type ErrorObject } from "ajv";
+import { isMap, isNode, LineCounter, parseDocument, type Document } from "yaml";
+import { inputError, type Where } from "../errors.js";
+import { CONNECTION_KEYS, inventorySchema } from "./schema.js";
+
+/** How to reach a host, after group settings have been inherited. */
+export interface ConnectionSpec {
+  kind: "ssh" | "local";
+  address: string;
+  port: number;
+  user: string;
+  key?: string;
+  agent: boolean;
+  knownHosts: string;
+  connectTimeoutMs: number;
+  become: boolean;
+  becomeUser: string;
+  becomePasswordEnv?: string;
+}
+
+/** One inventory host with its merged variables and where each came from. */
+export interface InventoryHost {
+  name: string;
+  groups: string[];
+  vars: Record<string, unknown>;
+  /** For each variable: "host auth", "group agents" or "group all", plus file:line. */
+  varSources: Record<string, string>;
+  connection: ConnectionSpec;
+  where: Where;
+}
+
+export interface Inventory {
+  file: string;
+  /** Hosts in the order they first appear in the file. */
+  hosts: Map<string, InventoryHost>;
+  /** Group name to its member host names (including those of child groups). */
+  groups: Map<string, string[]>;
+}
+
+type RawSettings = Record<string, unknown> & { vars?: Record<string, unknown> };
+interface RawGroup extends RawSettings {
+  hosts?: Record<string, RawSettings | null> | null;
+  children?: Record<string, RawGroup | null> | null;
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validate = ajv.compile(inventorySchema);
+
+/** Loads, validates and flattens an inventory YAML file. */
+export function loadInventory(file: string): Inventory {
+  const text = readText(file);
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  reportYamlErrors(doc, lines, file);
+  const data = doc.toJS() as unknown;
+  if (!validate(data)) throw schemaError(validate.errors ?? [], doc, lines, file);
+  return flatten(data as { all: RawGroup }, file, (path) => position(doc, lines, path, file));
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    throw inputError(
+      "inventory",
+      "INVENTORY_UNREADABLE",
+      `cannot read inventory ${file}: ${(error as Error).message}`,
+      { file },
+    );
+  }
+}
+
+function reportYamlErrors(doc: Document, lines: LineCounter, file: string) {
+  const first = doc.errors[0];
+  if (!first) return;
+  const pos = lines.linePos(first.pos[0]);
+  const message = first.message.split("\n")[0] ?? first.message;
+  throw inputError("inventory", "INVENTORY_YAML", `invalid YAML: ${message}`, {
+    file,
+    line: pos.line,
+    column: pos.col,
+  });
+}
+
+function schemaError(errors: ErrorObject[], doc: Document, lines: LineCounter, file: string) {
+  const error = mostSpecific(errors);
+  const path = error.instancePath.split("/").slice(1).map(decodeURIComponent);
+  const extra = error.params as { additionalProperty?: string; allowedValues?: unknown[] };
+  if (extra.additionalProperty) path.push(extra.additionalProperty);
+  const where = position(doc, lines, path, file);
+  const subject = path.length > 0 ? `"${path.join(".")}"` : "the document";
+  return inputError(
+    "inventory",
+    "INVENTORY_SCHEMA",
+    `${subject} ${describeAjvError(error)}`,
+    where,
+  );
+}
+
+function mostSpecific(errors: ErrorObject[]): ErrorObject {
+  const sorted = [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length);
+  return sorted.find((e) => e.keyword === "additionalProperties") ?? (sorted[0] as ErrorObject);
+}
+
+function describeAjvError(error: ErrorObject): string {
+  const params = error.params as Record<string, unknown>;
+  if (error.keyword === "additionalProperties") {
+    return `is not a known setting (expected one of: ${["hosts", "children", "vars", ...CONNECTION_KEYS].join(", ")})`;
+  }
+  if (error.keyword === "type") return `must be ${String(params.type)}`;
+  if (error.keyword === "enum") return `must be one of ${JSON.stringify(params.allowedValues)}`;
+  return error.message ?? "is invalid";
+}
+
+function position(doc: Document, lines: LineCounter, path: string[], file: string): Where {
+  const node = doc.getIn(path, true);
+  const range = isNode(node) ? node.range : undefined;
+  const keyNode = findKeyNode(doc, path);
+  const offset = keyNode?.range?.[0] ?? range?.[0];
+  if (offset === undefined) return { file };
+  const pos = lines.linePos(offset);
+  return { file, line: pos.line, column: pos.col };
+}
+
+function findKeyNode(doc: Document, path: string[]) {
+  if (path.length === 0) return undefined;
+  const parent = doc.getIn(path.slice(0, -1), true);
+  if (!isMap(parent)) return undefined;
+  const pair = parent.items.find(
+    (item) =>
+      isNode(item.key) && String((item.key as { value?: unknown }).value) === path[path.length - 1],
+  );
+  return pair && isNode(pair.key) ? pair.key : undefined;
+}
+
+interface Layer {
+  label: string;
+  settings: RawSettings;
+  where: Where;
+}
+
+function flatten(data: { all: RawGroup }, file: string, at: (path: string[]) => Where): Inventory {
+  const inventory: Inventory = { file, hosts: new Map(), groups: new Map() };
+  const hostLayers = new Map<
+    string,
+    { groups: Set<string>; layers: Layer[]; where: Where; own?: RawSettings }
+  >();
+  const visit = (
+    name: string,
+    group: RawGroup | null,
+    path: string[],
+    ancestors: string[],
+    parents: Layer[],
+  ) => {
+    if (ancestors.includes(name)) {
+      throw inputError(
+        "inventory",
+        "INVENTORY_CYCLE",
+        `group "${name}" contains itself (${[...ancestors, name].join(" -> ")})`,
+        at(path),
+      );
+    }
+    const layer: Layer = { label: `group ${name}`, settings: group ?? {}, where: at(path) };
+    const chain = [...parents, layer];
+    const members = ensureGroup(inventory, name);
+    for (const [hostName, hostRaw] of Object.entries(group?.hosts ?? {})) {
+      const hostPath = [...path, "hosts", hostName];
+      const entry = hostLayers.get(hostName) ?? {
+        groups: new Set(),
+        layers: [],
+        where: at(hostPath),
+      };
+      mergeHostDefinition(entry, hostName, hostRaw, at(hostPath));
+      chain.forEach((l) => entry.layers.includes(l) || entry.layers.push(l));
+      [...ancestors, name].forEach((g) => entry.groups.add(g));
+      hostLayers.set(hostName, entry);
+      if (!members.includes(hostName)) members.push(hostName);
+    }
+    for (const [childName, child] of Object.entries(group?.children ?? {})) {
+      if (!isGroupReference(child) || !inventory.groups.has(childName)) {
+        visit(childName, child, [...path, "children", childName], [...ancestors, name], chain);
+      } else {
+        linkExistingGroup(inventory, hostLayers, childName, [...ancestors, name], chain, at(path));
+      }
+      const childMembers = inventory.groups.get(childName) ?? [];
+      childMembers.forEach((h) => members.includes(h) || members.push(h));
+      ancestors.forEach((a) => addMembers(inventory, a, childMembers));
+    }
+  };
+  visit("all", data.all, ["all"], [], []);
+  for (const [name, entry] of hostLayers) {
+    inventory.hosts.set(name, buildHost(name, entry, dirname(file)));
+  }
+  return inventory;
+}
+
+function isGroupReference(group: RawGroup | null): boolean {
+  return group === null || Object.keys(group).length === 0;
+}
+
+function linkExistingGroup(
+  inventory: Inventory,
+  hostLayers: Map<string, { groups: Set<string>; layers: Layer[] }>,
+  childName: string,
+  ancestors: string[],
+  chain: Layer[],
+  where: Where,
+) {
+  if (ancestors.includes(childName)) {
+    throw inputError(
+      "inventory",
+      "INVENTORY_CYCLE",
+      `group "${childName}" contains itself (${[...ancestors, childName].join(" -> ")})`,
+      where,
+    );
+  }
+  for (const host of inventory.groups.get(childName) ?? []) {
+    const entry = hostLayers.get(host);
+    if (!entry) continue;
+    ancestors.forEach((g) => entry.groups.add(g));
+    chain.forEach((l) => entry.layers.includes(l) || entry.layers.unshift(l));
+  }
+}
+
+function ensureGroup(inventory: Inventory, name: string): string[] {
+  const existing = inventory.groups.get(name);
+  if (existing) return existing;
+  const members: string[] = [];
+  inventory.groups.set(name, members);
+  return members;
+}
+
+function addMembers(inventory: Inventory, group: string, hosts: string[]) {
+  const members = ensureGroup(inventory, group);
+  hosts.forEach((h) => members.includes(h) || members.push(h));
+}
+
+/** A host listed in several groups may carry its settings in one place only. */
+function mergeHostDefinition(
+  entry: { own?: RawSettings; where: Where },
+  name: string,
+  raw: RawSettings | null,
+  where: Where,
+) {
+  if (raw === null || Object.keys(raw).length === 0) return;
+  if (entry.own) {
+    throw inputError(
+      "inventory",
+      "INVENTORY_DUPLICATE_HOST",
+      `host "${name}" is defined with settings twice (first at line ${entry.where.line})`,
+      where,
+      "define the host's settings once and list it elsewhere as `name: {}`",
+    );
+  }
+  entry.own = raw;
+  entry.where = where;
+}
+
+function buildHost(
+  name: string,
+  entry: { groups: Set<string>; layers: Layer[]; where: Where; own?: RawSettings },
+  baseDir: string,
+): InventoryHost {
+  // Layers are in visiting order: all, then parents before children, so children win.
+  const layers = [...entry.layers];
+  layers.push({ label: `host ${name}`, settings: entry.own ?? {}, where: entry.where });
+  const vars: Record<string, unknown> = {};
+  const varSources: Record<string, string> = {};
+  const settings: Record<string, unknown> = {};
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer.settings.vars ?? {})) {
+      vars[key] = value;
+      varSources[key] = `${layer.label} (${layer.where.file}:${layer.where.line ?? "?"})`;
+    }
+    for (const key of CONNECTION_KEYS)
+      if (layer.settings[key] !== undefined) settings[key] = layer.settings[key];
+  }
+  const groups = [...entry.groups];
+  return {
+    name,
+    groups,
+    vars,
+    varSources,
+    connection: connectionSpec(name, settings, baseDir),
+    where: entry.where,
+  };
+}
+
+function connectionSpec(name: string, s: Record<string, unknown>, baseDir: string): ConnectionSpec {
+  const path = (value: unknown) =>
+    typeof value === "string" ? resolvePath(value, baseDir) : undefined;
+  const spec: ConnectionSpec = {
+    kind: (s.connection as "ssh" | "local" | undefined) ?? "ssh",
+    address: (s.address as string | undefined) ?? name,
+    port: (s.port as number | undefined) ?? 22,
+    user: (s.user as string | undefined) ?? "root",
+    agent: (s.agent as boolean | undefined) ?? false,
+    knownHosts: path(s.knownHosts) ?? resolve(homedir(), ".ssh/known_hosts"),
+    connectTimeoutMs: Math.round(((s.connectTimeout as number | undefined) ?? 10) * 1000),
+    become: (s.become as boolean | undefined) ?? false,
+    becomeUser: (s.becomeUser as string | undefined) ?? "root",
+  };
+  const key = path(s.key);
+  if (key) spec.key = key;
+  if (typeof s.becomePasswordEnv === "string") spec.becomePasswordEnv = s.becomePasswordEnv;
+  return spec;
+}
+
+function resolvePath(value: string, baseDir: string): string {
+  if (value.startsWith("~/")) return resolve(homedir(), value.slice(2));
+  return isAbsolute(value) ? value : resolve(baseDir, value);
+}

@@ -1,0 +1,96 @@
+import { readFileSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
+import { inputError } from "../errors.js";
+import type { FileFact } from "../facts/reader.js";
+import { isSecret, type Secret } from "../secret.js";
+import { ArgReader } from "./args.js";
+import { ATTRIBUTE_KEYS, readAttributes, type Attributes } from "./attributes.js";
+import { destinationFacts, planContent } from "./content.js";
+import type { ModuleDefinition } from "./types.js";
+
+/** Arguments of the `copy` module: exactly one of `content` and `src`. */
+export interface CopyArgs {
+  dest: string;
+  /** The file's bytes. A Secret is written but never shown in a diff. */
+  content?: string | Buffer | Secret;
+  /** A controller file, relative to the role's `files/` folder (or the playbook's folder). */
+  src?: string;
+  owner?: string;
+  group?: string;
+  mode?: string;
+}
+
+interface Valid extends Attributes {
+  dest: string;
+  source: { kind: "content"; bytes: Buffer; secret: boolean } | { kind: "src"; path: string };
+}
+
+/**
+ * Writes a file from literal content or a controller file, atomically.
+ *
+ * @example
+ * copy({ dest: "/etc/demo/app.conf", content: "v=2\n", mode: "0644", notify: "restart demo" })
+ */
+export function copy(args: CopyArgs & TaskOptions): Task {
+  return makeTask("copy", args, callerLocation());
+}
+
+export const copyModule: ModuleDefinition<
+  Valid,
+  { fact: FileFact; current: Buffer | undefined; desired: Buffer }
+> = {
+  name: "copy",
+  validate(raw, where) {
+    const args = new ArgReader("copy", raw, where, ["dest", "content", "src", ...ATTRIBUTE_KEYS]);
+    const dest = args.string("dest");
+    if (!dest.startsWith("/"))
+      args.fail("ARG_VALUE", `copy: "dest" must be an absolute path, got "${dest}"`);
+    if (args.has("content") === args.has("src"))
+      args.fail("ARG_CONFLICT", `copy: give exactly one of "content" and "src"`);
+    return { dest, source: readSource(args), ...readAttributes(args, where) };
+  },
+  label: (args) => `copy ${args.dest}`,
+  async facts(args, reader, ctx) {
+    const desired =
+      args.source.kind === "content"
+        ? args.source.bytes
+        : readSourceFile(args.source.path, ctx.baseDir, ctx.where);
+    return { ...(await destinationFacts(reader, args.dest, desired, ctx.diff)), desired };
+  },
+  plan(args, facts) {
+    const plan = planContent(args.dest, facts.desired, facts.fact, args, facts.current);
+    if (args.source.kind === "content" && args.source.secret && plan.diff) {
+      plan.diff = plan.diff.map((d) => ({ path: d.path, hidden: true }));
+    }
+    return plan;
+  },
+};
+
+function readSource(args: ArgReader): Valid["source"] {
+  if (args.has("src")) return { kind: "src", path: args.string("src") };
+  const content = args.value("content");
+  if (isSecret(content))
+    return { kind: "content", bytes: Buffer.from(content.reveal()), secret: true };
+  if (Buffer.isBuffer(content)) return { kind: "content", bytes: content, secret: false };
+  return { kind: "content", bytes: Buffer.from(args.text("content")), secret: false };
+}
+
+function readSourceFile(src: string, baseDir: string, where: object) {
+  const candidates = isAbsolute(src)
+    ? [src]
+    : [resolve(baseDir, "files", src), resolve(baseDir, src)];
+  for (const path of candidates) {
+    try {
+      return readFileSync(path);
+    } catch {
+      // try the next candidate
+    }
+  }
+  throw inputError(
+    "playbook",
+    "COPY_SRC_MISSING",
+    `copy: source file not found: ${candidates.join(" or ")}`,
+    where,
+  );
+}

@@ -1,0 +1,46 @@
+import { inputError, type Where } from "../errors.js";
+import { assertModule } from "./assert.js";
+import { commandModule } from "./command.js";
+import { copyModule } from "./copy.js";
+import { fileModule } from "./file.js";
+import { blockinfileModule, lineinfileModule } from "./lineinfile.js";
+import { pingModule } from "./ping.js";
+import { statModule } from "./stat.js";
+import { systemdModule } from "./systemd.js";
+import { templateModule } from "./template.js";
+import type { AnyModule } from "./types.js";
+import { waitForModule } from "./wait-for.js";
+
+const modules = new Map<string, AnyModule>(
+  [
+    fileModule,
+    copyModule,
+    templateModule,
+    lineinfileModule,
+    blockinfileModule,
+    commandModule,
+    systemdModule,
+    statModule,
+    assertModule,
+    waitForModule,
+    pingModule,
+  ].map((m) => [m.name, m as AnyModule]),
+);
+
+/** Registers a module defined outside the engine (e.g. by a role). */
+export function registerModule(module: AnyModule): void {
+  modules.set(module.name, module);
+}
+
+/** The module for a task; an unknown name is an input error at load time. */
+export function getModule(name: string, where: Where): AnyModule {
+  const module = modules.get(name);
+  if (!module)
+    throw inputError(
+      "playbook",
+      "MODULE_UNKNOWN",
+      `unknown module "${name}" (known: ${[...modules.keys()].join(", ")})`,
+      where,
+    );
+  return module;
+}

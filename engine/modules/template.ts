@@ -1,0 +1,164 @@
+import { readFileSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import Handlebars from "handlebars";
+import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
+import { inputError, type Where } from "../errors.js";
+import type { FileFact } from "../facts/reader.js";
+import { isSecret } from "../secret.js";
+import { ArgReader } from "./args.js";
+import { ATTRIBUTE_KEYS, readAttributes, type Attributes } from "./attributes.js";
+import { destinationFacts, planContent } from "./content.js";
+import type { ModuleDefinition } from "./types.js";
+
+/** A constant header for generated files: it never varies between runs, users or machines. */
+export const MANAGED_HEADER = "Managed by Omens; local edits are overwritten";
+
+/** Arguments of the `template` module. */
+export interface TemplateArgs {
+  /** A handlebars file, relative to the role's `templates/` folder (or the playbook's folder). */
+  src: string;
+  dest: string;
+  /** Extra variables for this template only; they override host and role variables. */
+  vars?: Record<string, unknown>;
+  owner?: string;
+  group?: string;
+  mode?: string;
+}
+
+interface Valid extends Attributes {
+  src: string;
+  dest: string;
+  vars: Record<string, unknown>;
+}
+
+/**
+ * Renders a handlebars template with the host's variables and writes it atomically.
+ * An undefined variable is an error naming the template and line.
+ *
+ * @example
+ * template({ src: "agent.conf.hbs", dest: "/etc/spire/agent/agent.conf", mode: "0640", notify: handlers.restart })
+ */
+export function template(args: TemplateArgs & TaskOptions): Task {
+  return makeTask("template", args, callerLocation());
+}
+
+export const templateModule: ModuleDefinition<
+  Valid,
+  { fact: FileFact; current: Buffer | undefined; desired: Buffer }
+> = {
+  name: "template",
+  validate(raw, where) {
+    const args = new ArgReader("template", raw, where, ["src", "dest", "vars", ...ATTRIBUTE_KEYS]);
+    const dest = args.string("dest");
+    if (!dest.startsWith("/"))
+      args.fail("ARG_VALUE", `template: "dest" must be an absolute path, got "${dest}"`);
+    const vars = args.value("vars") ?? {};
+    if (typeof vars !== "object" || vars === null)
+      args.fail("ARG_TYPE", `template: "vars" must be an object`);
+    return {
+      src: args.string("src"),
+      dest,
+      vars: vars as Record<string, unknown>,
+      ...readAttributes(args, where),
+    };
+  },
+  label: (args) => `template ${args.dest}`,
+  async facts(args, reader, ctx) {
+    const desired = Buffer.from(
+      renderTemplateFile(args.src, ctx.baseDir, { ...ctx.vars, ...args.vars }, ctx.where),
+    );
+    return { ...(await destinationFacts(reader, args.dest, desired, ctx.diff)), desired };
+  },
+  plan(args, facts) {
+    return planContent(args.dest, facts.desired, facts.fact, args, facts.current);
+  },
+};
+
+/** Finds a template beside a role or playbook: `templates/<src>` first, then `<src>`. */
+export function findTemplate(src: string, baseDir: string): string[] {
+  return isAbsolute(src) ? [src] : [resolve(baseDir, "templates", src), resolve(baseDir, src)];
+}
+
+/** Renders a template file strictly: undefined variables and syntax errors name file and line. */
+export function renderTemplateFile(
+  src: string,
+  baseDir: string,
+  vars: Record<string, unknown>,
+  where: Where,
+): string {
+  const candidates = findTemplate(src, baseDir);
+  const file = candidates.find((path) => readable(path));
+  if (!file)
+    throw inputError(
+      "template",
+      "TEMPLATE_MISSING",
+      `template not found: ${candidates.join(" or ")}`,
+      where,
+    );
+  return renderTemplate(readFileSync(file, "utf8"), file, vars, where);
+}
+
+/** Renders template text; `file` names it in errors. */
+export function renderTemplate(
+  text: string,
+  file: string,
+  vars: Record<string, unknown>,
+  where: Where,
+): string {
+  const context = { managedHeader: MANAGED_HEADER, ...revealSecrets(vars) };
+  try {
+    return Handlebars.compile(text, { strict: true, noEscape: true })(context);
+  } catch (error) {
+    throw templateError(error as Error, file, where);
+  }
+}
+
+function templateError(error: Error, file: string, where: Where) {
+  const undefinedVar = /^"(.+)" not defined in .* - (\d+):(\d+)$/.exec(error.message);
+  if (undefinedVar) {
+    return inputError(
+      "template",
+      "TEMPLATE_UNDEFINED",
+      `template variable "${undefinedVar[1]}" is not defined`,
+      {
+        ...where,
+        file,
+        line: Number(undefinedVar[2]),
+        column: Number(undefinedVar[3]) + 1,
+      },
+    );
+  }
+  const parse = /^Parse error on line (\d+):/.exec(error.message);
+  const line = parse ? Number(parse[1]) : undefined;
+  const detail = error.message.split("\n").slice(-1)[0] ?? error.message;
+  return inputError("template", "TEMPLATE_SYNTAX", `template syntax error: ${detail}`, {
+    ...where,
+    file,
+    ...(line ? { line } : {}),
+  });
+}
+
+function readable(path: string): boolean {
+  try {
+    readFileSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Secrets render as their value inside files; output masks them separately. */
+function revealSecrets(value: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[key] = revealValue(item);
+  return out;
+}
+
+function revealValue(value: unknown): unknown {
+  if (isSecret(value)) return value.reveal();
+  if (Array.isArray(value)) return value.map(revealValue);
+  if (value && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
+    return revealSecrets(value as Record<string, unknown>);
+  }
+  return value;
+}

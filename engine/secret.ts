@@ -1,0 +1,90 @@
+import { inspect } from "node:util";
+import { readFileSync, statSync } from "node:fs";
+import { inputError } from "./errors.js";
+
+const MASK = "********";
+
+/**
+ * A value that must never be printed. It renders into files through `reveal()` only;
+ * every other conversion (string, JSON, util.inspect) gives a mask.
+ *
+ * @example
+ * const token = Secret.fromEnv("SPIRE_JOIN_TOKEN");
+ * template({ src: "agent.conf.hbs", dest: "/etc/spire/agent.conf", vars: { token } });
+ */
+export class Secret {
+  readonly #value: string;
+  readonly label: string;
+
+  constructor(value: string, label = "secret") {
+    this.#value = value;
+    this.label = label;
+    registerSecretValue(value);
+  }
+
+  /** The secret from an environment variable; a missing variable is an input error. */
+  static fromEnv(name: string): Secret {
+    const value = process.env[name];
+    if (value === undefined || value === "") {
+      throw inputError("usage", "SECRET_ENV_MISSING", `environment variable ${name} is not set`);
+    }
+    return new Secret(value, `env:${name}`);
+  }
+
+  /** The secret from a file that only its owner may read (mode 0600 or tighter). */
+  static fromFile(path: string): Secret {
+    const mode = statSync(path).mode & 0o077;
+    if (mode !== 0) {
+      throw inputError(
+        "usage",
+        "SECRET_FILE_MODE",
+        `secret file ${path} is readable by group or others (mode ${(statSync(path).mode & 0o777).toString(8)})`,
+        { file: path },
+        `chmod 600 ${path}`,
+      );
+    }
+    return new Secret(readFileSync(path, "utf8").replace(/\r?\n$/, ""), `file:${path}`);
+  }
+
+  /** The plain value, for rendering into a file or a command's stdin. */
+  reveal(): string {
+    return this.#value;
+  }
+
+  toString(): string {
+    return MASK;
+  }
+
+  toJSON(): string {
+    return MASK;
+  }
+
+  [inspect.custom](): string {
+    return `Secret(${this.label})`;
+  }
+}
+
+/** True for values of the Secret type. */
+export function isSecret(value: unknown): value is Secret {
+  return value instanceof Secret;
+}
+
+const knownSecrets = new Set<string>();
+
+/** Remembers a value so that every output path can mask it, whatever carries it. */
+export function registerSecretValue(value: string): void {
+  // Very short values would mask ordinary words; they are still never printed as Secrets.
+  if (value.length >= 4) knownSecrets.add(value);
+}
+
+/** Replaces every known secret value in a text with the mask. */
+export function maskSecrets(text: string): string {
+  let masked = text;
+  for (const value of knownSecrets) {
+    if (masked.includes(value)) masked = masked.split(value).join(MASK);
+  }
+  return masked;
+}
+
+/** The mask that stands in for a secret in output. */
+export const SECRET_MASK = MASK;
