@@ -26,3 +26,5 @@ export { stat, type StatArgs, type StatResult } from "./modules/stat.js";
 export { assert, type AssertArgs } from "./modules/assert.js";
 export { waitFor, type WaitForArgs } from "./modules/wait-for.js";
 export { ping } from "./modules/ping.js";
+export { tpmInfo, type TpmInfoArgs, type TpmInfo } from "./modules/tpm.js";
+export { x509, type X509Args, type CertFacts } from "./modules/x509.js";

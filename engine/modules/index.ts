@@ -10,6 +10,8 @@ import { systemdModule } from "./systemd.js";
 import { templateModule } from "./template.js";
 import type { AnyModule } from "./types.js";
 import { waitForModule } from "./wait-for.js";
+import { tpmInfoModule } from "./tpm.js";
+import { x509Module } from "./x509.js";
 
 const modules = new Map<string, AnyModule>(
   [
@@ -24,6 +26,8 @@ const modules = new Map<string, AnyModule>(
     assertModule,
     waitForModule,
     pingModule,
+    tpmInfoModule,
+    x509Module,
   ].map((m) => [m.name, m as AnyModule]),
 );
 
