@@ -139,15 +139,13 @@ function findKeyNode(doc: Document, path: string[]) {
 interface Layer {
   label: string;
   settings: RawSettings;
-  where: Where;
+  /** The YAML path of the group or host, to point at each variable's own line. */
+  path: string[];
 }
 
 function flatten(data: { all: RawGroup }, file: string, at: (path: string[]) => Where): Inventory {
   const inventory: Inventory = { file, hosts: new Map(), groups: new Map() };
-  const hostLayers = new Map<
-    string,
-    { groups: Set<string>; layers: Layer[]; where: Where; own?: RawSettings }
-  >();
+  const hostLayers = new Map<string, HostEntry>();
   const visit = (
     name: string,
     group: RawGroup | null,
@@ -163,7 +161,7 @@ function flatten(data: { all: RawGroup }, file: string, at: (path: string[]) => 
         at(path),
       );
     }
-    const layer: Layer = { label: `group ${name}`, settings: group ?? {}, where: at(path) };
+    const layer: Layer = { label: `group ${name}`, settings: group ?? {}, path };
     const chain = [...parents, layer];
     const members = ensureGroup(inventory, name);
     for (const [hostName, hostRaw] of Object.entries(group?.hosts ?? {})) {
@@ -171,9 +169,9 @@ function flatten(data: { all: RawGroup }, file: string, at: (path: string[]) => 
       const entry = hostLayers.get(hostName) ?? {
         groups: new Set(),
         layers: [],
-        where: at(hostPath),
+        where: at(hostPath), path: hostPath,
       };
-      mergeHostDefinition(entry, hostName, hostRaw, at(hostPath));
+      mergeHostDefinition(entry, hostName, hostRaw, at(hostPath), hostPath);
       chain.forEach((l) => entry.layers.includes(l) || entry.layers.push(l));
       [...ancestors, name].forEach((g) => entry.groups.add(g));
       hostLayers.set(hostName, entry);
@@ -192,7 +190,7 @@ function flatten(data: { all: RawGroup }, file: string, at: (path: string[]) => 
   };
   visit("all", data.all, ["all"], [], []);
   for (const [name, entry] of hostLayers) {
-    inventory.hosts.set(name, buildHost(name, entry, dirname(file)));
+    inventory.hosts.set(name, buildHost(name, entry, dirname(file), at));
   }
   return inventory;
 }
@@ -201,9 +199,17 @@ function isGroupReference(group: RawGroup | null): boolean {
   return group === null || Object.keys(group).length === 0;
 }
 
+interface HostEntry {
+  groups: Set<string>;
+  layers: Layer[];
+  where: Where;
+  path: string[];
+  own?: RawSettings;
+}
+
 function linkExistingGroup(
   inventory: Inventory,
-  hostLayers: Map<string, { groups: Set<string>; layers: Layer[] }>,
+  hostLayers: Map<string, HostEntry>,
   childName: string,
   ancestors: string[],
   chain: Layer[],
@@ -239,12 +245,7 @@ function addMembers(inventory: Inventory, group: string, hosts: string[]) {
 }
 
 /** A host listed in several groups may carry its settings in one place only. */
-function mergeHostDefinition(
-  entry: { own?: RawSettings; where: Where },
-  name: string,
-  raw: RawSettings | null,
-  where: Where,
-) {
+function mergeHostDefinition(entry: HostEntry, name: string, raw: RawSettings | null, where: Where, path: string[]) {
   if (raw === null || Object.keys(raw).length === 0) return;
   if (entry.own) {
     throw inputError(
@@ -257,23 +258,21 @@ function mergeHostDefinition(
   }
   entry.own = raw;
   entry.where = where;
+  entry.path = path;
 }
 
-function buildHost(
-  name: string,
-  entry: { groups: Set<string>; layers: Layer[]; where: Where; own?: RawSettings },
-  baseDir: string,
-): InventoryHost {
+function buildHost(name: string, entry: HostEntry, baseDir: string, at: (path: string[]) => Where): InventoryHost {
   // Layers are in visiting order: all, then parents before children, so children win.
   const layers = [...entry.layers];
-  layers.push({ label: `host ${name}`, settings: entry.own ?? {}, where: entry.where });
+  layers.push({ label: `host ${name}`, settings: entry.own ?? {}, path: entry.path });
   const vars: Record<string, unknown> = {};
   const varSources: Record<string, string> = {};
   const settings: Record<string, unknown> = {};
   for (const layer of layers) {
     for (const [key, value] of Object.entries(layer.settings.vars ?? {})) {
       vars[key] = value;
-      varSources[key] = `${layer.label} (${layer.where.file}:${layer.where.line ?? "?"})`;
+      const where = at([...layer.path, "vars", key]);
+      varSources[key] = `${layer.label} (${where.file}:${where.line ?? "?"})`;
     }
     for (const key of CONNECTION_KEYS)
       if (layer.settings[key] !== undefined) settings[key] = layer.settings[key];

@@ -1,0 +1,96 @@
+import { writeFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { hashHostTree, LAB_HOSTS, omensPlay, results } from "../helpers/lab.js";
+
+describe("sprint 1 over the lab", () => {
+  it("checks auth only with --limit auth --check --diff, and no host's files change", async () => {
+    const before = LAB_HOSTS.map(hashHostTree);
+    const run = await omensPlay([
+      "playbooks/sprint1-foundation.ts",
+      "-i",
+      "inventory/lab.yaml",
+      "--limit",
+      "auth",
+      "--check",
+      "--diff",
+      "--json",
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(Object.keys(run.recap)).toEqual(["auth"]);
+    expect(run.recap.auth).toEqual({ ok: 2, changed: 0, failed: 0, skipped: 0, unreachable: 0 });
+    expect(new Set(results(run).map((r) => r.host))).toEqual(new Set(["auth"]));
+    expect(LAB_HOSTS.map(hashHostTree)).toEqual(before);
+  });
+
+  it("reports the TPM and EK facts of every host, read-only", async () => {
+    const run = await omensPlay([
+      "playbooks/sprint1-foundation.ts",
+      "-i",
+      "inventory/lab.yaml",
+      "--json",
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    for (const host of LAB_HOSTS) {
+      const [tpm, ek] = results(run, host);
+      expect(tpm?.reason).toMatch(/^TPM 2\.0 by IBM, firmware \d+\.\d+$/);
+      expect(ek?.reason).toMatch(/issuer "CN=swtpm-localca", signed by "CN=swtpm-localca"/);
+      expect(run.recap[host]?.changed).toBe(0);
+    }
+  });
+
+  it("fails on every host with the NV index and the issuer when the CA is wrong", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "omens-wrong-ca-"));
+    const wrongCa = join(dir, "wrong-ca.pem");
+    // A real CA certificate that did not sign the lab's EK certificates.
+    const { execFileSync } = await import("node:child_process");
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        join(dir, "k.pem"),
+        "-out",
+        wrongCa,
+        "-subj",
+        "/CN=swtpm-localca",
+        "-days",
+        "2",
+      ],
+      { stdio: "ignore" },
+    );
+    const inventory = join(dir, "lab-wrong-ca.yaml");
+    const { readFileSync } = await import("node:fs");
+    writeFileSync(
+      inventory,
+      readFileSync("inventory/lab.yaml", "utf8").replace(
+        /ekCaBundle: .*/,
+        `ekCaBundle: ${wrongCa}`,
+      ),
+    );
+    const run = await omensPlay([
+      "playbooks/sprint1-foundation.ts",
+      "-i",
+      inventory,
+      "--json",
+      "--retry-file",
+      join(dir, "retry"),
+    ]);
+    expect(run.code).toBe(2);
+    for (const host of LAB_HOSTS) {
+      const failed = results(run, host).find((r) => r.status === "failed");
+      expect(failed?.error).toContain("TPM NV index 0x01c00002");
+      expect(failed?.error).toContain('issuer "CN=swtpm-localca"');
+      expect(failed?.error).toContain(`does not chain to any CA in ${wrongCa}`);
+      expect(failed?.host).toBe(host);
+    }
+    expect(readFileSync(join(dir, "retry"), "utf8").trim().split("\n").sort()).toEqual(
+      [...LAB_HOSTS].sort(),
+    );
+  });
+});

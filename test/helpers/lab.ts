@@ -1,0 +1,192 @@
+import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+/** The project root. */
+export const ROOT = resolve(import.meta.dirname, "../..");
+export const LAB_DIR = process.env.LAB_DIR ?? "/var/tmp/omens-lab";
+export const LAB_HOSTS = ["spire", "auth", "ca"] as const;
+export type LabHost = (typeof LAB_HOSTS)[number];
+
+/** What test/lab/lab-up.sh writes to $LAB_DIR/lab.json. */
+export interface LabInfo {
+  hosts: Record<LabHost, { address: string; netns: string; root: string; tcti: string }>;
+  key: string;
+  knownHosts: string;
+  tpmCa: { issuer: string; root: string; bundle: string };
+  sudoPasswordFile: string;
+}
+
+/** The running lab; fails loudly (never skips) when it is not up. */
+export function lab(): LabInfo {
+  const file = join(LAB_DIR, "lab.json");
+  if (!existsSync(file))
+    throw new Error(`the lab is not up (${file} is missing): run npm run lab:up`);
+  return JSON.parse(readFileSync(file, "utf8")) as LabInfo;
+}
+
+/** Runs a command as root on a lab host through real SSH (OpenSSH client, lab key). */
+export function sshRoot(host: LabHost, command: string): string {
+  const info = lab();
+  return execFileSync(
+    "ssh",
+    [
+      "-i",
+      info.key,
+      "-o",
+      `UserKnownHostsFile=${info.knownHosts}`,
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "ConnectTimeout=5",
+      `root@${info.hosts[host].address}`,
+      command,
+    ],
+    { encoding: "utf8" },
+  );
+}
+
+/** A path inside a lab host's root filesystem, as seen from the machine. */
+export function hostPath(host: LabHost, path: string): string {
+  return join(lab().hosts[host].root, path);
+}
+
+/** The result of one omens-play run. */
+export interface PlayRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** JSON Lines events, when run with --json. */
+  events: Record<string, unknown>[];
+  recap: Record<
+    string,
+    { ok: number; changed: number; failed: number; skipped: number; unreachable: number }
+  >;
+}
+
+/** Runs the real CLI (bin/omens-play.js) as a user would. */
+export function omensPlay(args: string[], env: Record<string, string> = {}): Promise<PlayRun> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [join(ROOT, "bin/omens-play.js"), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, NO_COLOR: "1", ...env },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("close", (code) => {
+      const events = stdout
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const recapEvent = events.findLast((e) => e.kind === "recap") as
+        { hosts?: PlayRun["recap"] } | undefined;
+      done({ code: code ?? -1, stdout, stderr, events, recap: recapEvent?.hosts ?? {} });
+    });
+  });
+}
+
+/** Task results of a JSON run, optionally for one host. */
+export function results(run: PlayRun, host?: string) {
+  return run.events.filter((e) => e.kind === "task-result" && (!host || e.host === host)) as {
+    task: string;
+    host: string;
+    status: string;
+    reason?: string;
+    error?: string;
+    diff?: unknown[];
+  }[];
+}
+
+// Paths that change on their own (journal, logins, runtime state) and say nothing about a play.
+const VOLATILE = [
+  "/proc",
+  "/sys",
+  "/dev",
+  "/run",
+  "/tmp",
+  "/var/log",
+  "/var/tmp",
+  "/var/lib/systemd",
+  "/var/cache",
+];
+
+/**
+ * A hash of every file, folder and link a host has changed from its base image (the overlay's
+ * upper folder), with paths, modes, owners and contents. Equal hashes: nothing changed.
+ */
+export function hashHostTree(host: LabHost): string {
+  const upper = join(LAB_DIR, "hosts", host, "upper");
+  const base = existsSync(upper) ? upper : lab().hosts[host].root;
+  const hash = createHash("sha256");
+  const walk = (dir: string, rel: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      const relPath = `${rel}/${name}`;
+      if (VOLATILE.some((v) => relPath === v || relPath.startsWith(v + "/"))) continue;
+      const st = lstatSync(path);
+      hash.update(`${relPath} ${st.mode} ${st.uid} ${st.gid}\n`);
+      if (st.isSymbolicLink()) hash.update(readlinkSync(path));
+      else if (st.isFile()) hash.update(readFileSync(path));
+      else if (st.isDirectory()) walk(path, relPath);
+    }
+  };
+  walk(base, "");
+  return hash.digest("hex");
+}
+
+/**
+ * Writes an inventory for the running lab (from lab.json, so a second lab with another
+ * LAB_DIR works too). `extra` adds YAML under `all.children` (indented by the caller).
+ */
+export function labInventoryFile(
+  options: {
+    vars?: Record<string, unknown>;
+    hostSettings?: Partial<Record<LabHost, string>>;
+    extraChildren?: string;
+  } = {},
+): string {
+  const info = lab();
+  const vars = {
+    trustDomain: "funlab.casa",
+    tpmTcti: "swtpm:host=127.0.0.1,port=2321",
+    ekCaBundle: info.tpmCa.bundle,
+    ...options.vars,
+  };
+  const host = (h: LabHost) =>
+    `        ${h}: { address: ${info.hosts[h].address}${options.hostSettings?.[h] ? `, ${options.hostSettings[h]}` : ""} }`;
+  const text = [
+    "all:",
+    "  user: root",
+    `  key: ${info.key}`,
+    `  knownHosts: ${info.knownHosts}`,
+    "  connectTimeout: 5",
+    `  vars: ${JSON.stringify(vars)}`,
+    "  children:",
+    "    servers:",
+    "      hosts:",
+    host("spire"),
+    "    agents:",
+    "      hosts:",
+    host("auth"),
+    host("ca"),
+    options.extraChildren ?? "",
+  ].join("\n");
+  const dir = mkdtempSync(join(tmpdir(), "omens-inv-"));
+  const file = join(dir, "lab.yaml");
+  writeFileSync(file, text + "\n");
+  return file;
+}

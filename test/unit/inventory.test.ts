@@ -1,0 +1,147 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { OmensError } from "../../engine/errors.js";
+import { loadInventory } from "../../engine/inventory/load.js";
+import { matchHosts } from "../../engine/inventory/patterns.js";
+
+const dir = mkdtempSync(join(tmpdir(), "omens-inv-"));
+function inventoryFile(text: string, name = "inv.yaml") {
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+function loadError(text: string): OmensError {
+  try {
+    loadInventory(inventoryFile(text));
+  } catch (error) {
+    return error as OmensError;
+  }
+  throw new Error("expected the inventory to be refused");
+}
+
+const b10 = `all:
+  children:
+    api:    {hosts: {api1: {}, api2: {}}}
+    worker: {hosts: {wk1: {}, wk2: {}}}
+`;
+
+describe("inventory", () => {
+  it("merges vars from all, parent groups, child groups and the host, recording where each came from", () => {
+    const inv = loadInventory(
+      inventoryFile(`all:
+  vars: {a: all, b: all, c: all}
+  user: deploy
+  children:
+    agents:
+      vars: {b: agents}
+      port: 2200
+      hosts:
+        auth: {address: auth.funlab.casa, vars: {c: host}}
+`),
+    );
+    const auth = inv.hosts.get("auth")!;
+    expect(auth.vars).toEqual({ a: "all", b: "agents", c: "host" });
+    expect(auth.varSources.b).toMatch(/^group agents \(.*inv\.yaml:6\)$/);
+    expect(auth.connection).toMatchObject({
+      address: "auth.funlab.casa",
+      port: 2200,
+      user: "deploy",
+      kind: "ssh",
+    });
+    expect(auth.groups.sort()).toEqual(["agents", "all"]);
+  });
+
+  it("names the file, line and column of an unknown key", () => {
+    const err = loadError("all:\n  hosts:\n    auth:\n      adress: auth.funlab.casa\n");
+    expect(err.code).toBe("INVENTORY_SCHEMA");
+    expect(err.message).toContain('"all.hosts.auth.adress" is not a known setting');
+    expect(err.where).toMatchObject({ line: 4, column: 7 });
+  });
+
+  it("names the line of a wrong type", () => {
+    const err = loadError("all:\n  hosts:\n    auth:\n      port: twenty-two\n");
+    expect(err.message).toContain("must be integer");
+    expect(err.where.line).toBe(4);
+  });
+
+  it("refuses malformed YAML and duplicate keys with their line", () => {
+    expect(loadError("all:\n  hosts: [unclosed\n").code).toBe("INVENTORY_YAML");
+    const dup = loadError("all:\n  hosts:\n    auth: {}\n    auth: {}\n");
+    expect(dup.code).toBe("INVENTORY_YAML");
+    expect(dup.where.line).toBe(4);
+  });
+
+  it("refuses a host given settings twice, and a group that contains itself", () => {
+    expect(
+      loadError(
+        "all:\n  children:\n    a: {hosts: {h: {port: 1}}}\n    b: {hosts: {h: {port: 2}}}\n",
+      ).code,
+    ).toBe("INVENTORY_DUPLICATE_HOST");
+    expect(
+      loadError("all:\n  children:\n    a:\n      children:\n        all: {hosts: {h: {}}}\n").code,
+    ).toBe("INVENTORY_CYCLE");
+  });
+});
+
+describe("host patterns", () => {
+  const inv = loadInventory(inventoryFile(b10, "b10.yaml"));
+  const playHosts = (pattern: string, limit?: string) => {
+    const play = matchHosts(inv, pattern).hosts;
+    return limit ? play.filter((h) => matchHosts(inv, limit).hosts.includes(h)) : play;
+  };
+
+  it("a limit naming a host outside the play's group selects nothing", () => {
+    expect(playHosts("worker", "api1")).toEqual([]);
+    expect(playHosts("worker", "wk1")).toEqual(["wk1"]);
+    expect(playHosts("worker", "api*")).toEqual([]);
+  });
+
+  it("supports exclusion, intersection, globs and lists", () => {
+    expect(matchHosts(inv, "worker:!wk2").hosts).toEqual(["wk1"]);
+    expect(matchHosts(inv, "all:&worker").hosts).toEqual(["wk1", "wk2"]);
+    expect(matchHosts(inv, "api*,wk2").hosts).toEqual(["api1", "api2", "wk2"]);
+    expect(matchHosts(inv, "&worker,all").hosts).toEqual(["wk1", "wk2"]);
+  });
+
+  it("reports terms that matched nothing", () => {
+    expect(matchHosts(inv, "nosuch")).toEqual({ hosts: [], unmatched: ["nosuch"] });
+  });
+
+  it("reads @file, one host per line", () => {
+    const file = join(dir, "retry");
+    writeFileSync(file, "wk2\n# comment\napi1\n");
+    expect(matchHosts(inv, `@${file}`).hosts).toEqual(["api1", "wk2"]);
+  });
+
+  it("never selects a host outside the union, whatever the pattern (random patterns)", () => {
+    const term = fc.constantFrom(
+      "api1",
+      "api2",
+      "wk1",
+      "wk2",
+      "api",
+      "worker",
+      "all",
+      "api*",
+      "w*",
+      "nosuch",
+    );
+    const clause = fc.tuple(fc.constantFrom("", "!", "&"), term).map(([p, t]) => p + t);
+    fc.assert(
+      fc.property(fc.array(clause, { minLength: 1, maxLength: 5 }), (clauses) => {
+        const hosts = matchHosts(inv, clauses.join(",")).hosts;
+        const unions = clauses
+          .filter((c) => !/^[!&]/.test(c))
+          .flatMap((c) => matchHosts(inv, c).hosts);
+        expect(hosts.every((h) => unions.includes(h))).toBe(true);
+        const excluded = clauses
+          .filter((c) => c.startsWith("!"))
+          .flatMap((c) => matchHosts(inv, c.slice(1)).hosts);
+        expect(hosts.some((h) => excluded.includes(h))).toBe(false);
+      }),
+    );
+  });
+});
