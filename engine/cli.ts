@@ -7,6 +7,7 @@ import type { EventSink } from "./events.js";
 import { loadInventory } from "./inventory/load.js";
 import { jsonRenderer } from "./output/json.js";
 import { plainRenderer, type Terminal } from "./output/plain.js";
+import { ttyRenderer } from "./output/tty.js";
 import type { Playbook } from "./dsl/playbook.js";
 import {
   EXIT,
@@ -125,9 +126,7 @@ async function play(options: CliOptions, terminal: Terminal): Promise<number> {
   const playbook = await loadPlaybook(options.playbook);
   const plays = preparePlaybook(playbook, inventory, options.playbook, options.limit);
   if (options.listHosts || options.listTasks) return listOnly(plays, options, terminal);
-  const sink = options.json
-    ? jsonRenderer(terminal)
-    : plainRenderer(terminal, { showDiff: options.diff });
+  const sink = chooseRenderer(options, terminal);
   const hosts = [...new Set(plays.flatMap((p) => p.hosts))];
   sink({ kind: "run-start", playbook: playbook.name, check: options.check, hosts });
   if (hosts.length === 0) warnNothing(options, sink);
@@ -146,7 +145,18 @@ async function play(options: CliOptions, terminal: Terminal): Promise<number> {
     return exitCodeFor(result);
   } finally {
     process.off("SIGINT", onSigint);
+    await sink.close?.();
   }
+}
+
+/** JSON Lines when asked, a live listr2 list on a terminal, plain lines otherwise. */
+function chooseRenderer(
+  options: CliOptions,
+  terminal: Terminal,
+): EventSink & { close?: () => Promise<void> } {
+  if (options.json) return jsonRenderer(terminal);
+  if (terminal.tty) return ttyRenderer(terminal, { showDiff: options.diff });
+  return plainRenderer(terminal, { showDiff: options.diff });
 }
 
 function interrupt(controller: AbortController, sink: EventSink) {
@@ -252,5 +262,6 @@ function processTerminal(): Terminal {
     out: (line) => process.stdout.write(line + "\n"),
     err: (line) => process.stderr.write(line + "\n"),
     color: process.stdout.isTTY === true && !process.env.NO_COLOR,
+    tty: process.stdout.isTTY === true && process.env.OMENS_PLAIN === undefined,
   };
 }

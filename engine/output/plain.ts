@@ -6,6 +6,8 @@ export interface Terminal {
   out(line: string): void;
   err(line: string): void;
   color: boolean;
+  /** A live terminal: the listr2 renderer is used unless JSON was asked for. */
+  tty?: boolean;
 }
 
 const SYMBOL = { ok: "ok", changed: "~", skipped: "-", failed: "x", unreachable: "!" } as const;
