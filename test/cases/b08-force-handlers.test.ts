@@ -1,0 +1,52 @@
+import { existsSync, readFileSync } from "node:fs";
+import { beforeEach, describe, expect, it } from "vitest";
+import { hostPath, labInventoryFile, omensPlay, results, sshRoot } from "../helpers/lab.js";
+
+const inventory = labInventoryFile();
+const play = (...extra: string[]) =>
+  omensPlay([
+    "test/fixtures/cases/b08-handlers.ts",
+    "-i",
+    inventory,
+    "--retry-file",
+    "/tmp/omens-b08.retry",
+    ...extra,
+  ]);
+
+describe("B08: handlers notified before a later failure", () => {
+  beforeEach(() => {
+    sshRoot(
+      "auth",
+      "rm -rf /srv/omens-b08 && mkdir -p /srv/omens-b08 && printf 'v=1\\n' > /srv/omens-b08/app.conf",
+    );
+  });
+
+  it("without force, the handler does not run and the output lists it as notified, not run", async () => {
+    const run = await play();
+    expect(run.code).toBe(2);
+    expect(run.stdout).toContain("notified, not run: restart demo");
+    expect(existsSync(hostPath("auth", "/srv/omens-b08/restarted"))).toBe(false);
+    expect(readFileSync(hostPath("auth", "/srv/omens-b08/app.conf"), "utf8")).toBe("v=2\n");
+  });
+
+  it("with --force-handlers, the handler runs after the failure and the run still fails", async () => {
+    const run = await play("--force-handlers", "--json");
+    expect(run.code).toBe(2);
+    expect(existsSync(hostPath("auth", "/srv/omens-b08/restarted"))).toBe(true);
+    expect(run.recap.auth).toMatchObject({ failed: 1, changed: 2 });
+    expect(results(run, "auth").map((r) => `${r.task}:${r.status}`)).toEqual([
+      "copy /srv/omens-b08/app.conf:changed",
+      "a task that fails:failed",
+      "restart demo:changed",
+    ]);
+  });
+
+  it("a task that fails never notifies", async () => {
+    // The copy cannot replace a folder, so the notifying task itself fails.
+    sshRoot("auth", "rm -f /srv/omens-b08/app.conf && mkdir /srv/omens-b08/app.conf");
+    const run = await play("--force-handlers", "--json");
+    expect(run.code).toBe(2);
+    expect(results(run, "auth")[0]).toMatchObject({ status: "failed" });
+    expect(existsSync(hostPath("auth", "/srv/omens-b08/restarted"))).toBe(false);
+  });
+});
