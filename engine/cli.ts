@@ -2,6 +2,7 @@ import { existsSync, writeFileSync, renameSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
+import { ensureBecomePasswords } from "./become-password.js";
 import { describeError, inputError, OmensError, toOmensError } from "./errors.js";
 import type { EventSink } from "./events.js";
 import { loadInventory } from "./inventory/load.js";
@@ -126,8 +127,11 @@ async function play(options: CliOptions, terminal: Terminal): Promise<number> {
   const playbook = await loadPlaybook(options.playbook);
   const plays = preparePlaybook(playbook, inventory, options.playbook, options.limit);
   if (options.listHosts || options.listTasks) return listOnly(plays, options, terminal);
-  const sink = chooseRenderer(options, terminal);
   const hosts = [...new Set(plays.flatMap((p) => p.hosts))];
+  await ensureBecomePasswords(inventory, hosts, (host) =>
+    plays.some((p) => p.compiled.get(host)?.tasks.some((t) => t.task.options.become === true)),
+  );
+  const sink = chooseRenderer(options, terminal);
   sink({ kind: "run-start", playbook: playbook.name, check: options.check, hosts });
   if (hosts.length === 0) warnNothing(options, sink);
   const controller = new AbortController();
