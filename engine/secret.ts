@@ -1,5 +1,5 @@
 import { inspect } from "node:util";
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { inputError } from "./errors.js";
 
 const MASK = "********";
@@ -25,6 +25,7 @@ export class Secret {
   /** The secret from an environment variable; a missing variable is an input error. */
   static fromEnv(name: string): Secret {
     const value = process.env[name];
+    if ((value === undefined || value === "") && placeholders) return placeholder(`env:${name}`);
     if (value === undefined || value === "") {
       throw inputError("usage", "SECRET_ENV_MISSING", `environment variable ${name} is not set`);
     }
@@ -33,6 +34,7 @@ export class Secret {
 
   /** The secret from a file that only its owner may read (mode 0600 or tighter). */
   static fromFile(path: string): Secret {
+    if (placeholders && !existsSync(path)) return placeholder(`file:${path}`);
     const mode = statSync(path).mode & 0o077;
     if (mode !== 0) {
       throw inputError(
@@ -62,6 +64,20 @@ export class Secret {
   [inspect.custom](): string {
     return `Secret(${this.label})`;
   }
+}
+
+let placeholders = false;
+
+/**
+ * Lint only: a missing secret source gives a placeholder instead of an error, so playbooks can
+ * be checked in CI where no secret exists. Never called on the path of a real run.
+ */
+export function usePlaceholderSecrets(): void {
+  placeholders = true;
+}
+
+function placeholder(label: string): Secret {
+  return new Secret(`omens-lint-placeholder(${label})`, label);
 }
 
 /** True for values of the Secret type. */

@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { dirname, sep } from "node:path";
 import type { Where } from "../errors.js";
+import type { LintSkip } from "../lint/rule-ids.js";
 
 /** What `when`, `changedWhen` and `failedWhen` see about a host. */
 export interface TaskContext {
@@ -52,6 +53,13 @@ export interface TaskOptions {
   /** Continue with the host even if this task fails. */
   ignoreErrors?: boolean;
   tags?: string[];
+  /**
+   * Silences lint rules for this task only, with the reason a reviewer reads. The run ignores it.
+   *
+   * @example
+   * command({ argv: ["/opt/demo/bin/report"], lint: { skip: ["command-changed"], reason: "read-only report" } })
+   */
+  lint?: LintSkip;
 }
 
 const TASK_OPTION_KEYS = [
@@ -66,6 +74,7 @@ const TASK_OPTION_KEYS = [
   "become",
   "ignoreErrors",
   "tags",
+  "lint",
 ] as const satisfies readonly (keyof TaskOptions)[];
 
 /** A task as data: nothing runs until the engine plans it against a host. */

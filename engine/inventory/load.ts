@@ -169,7 +169,8 @@ function flatten(data: { all: RawGroup }, file: string, at: (path: string[]) => 
       const entry = hostLayers.get(hostName) ?? {
         groups: new Set(),
         layers: [],
-        where: at(hostPath), path: hostPath,
+        where: at(hostPath),
+        path: hostPath,
       };
       mergeHostDefinition(entry, hostName, hostRaw, at(hostPath), hostPath);
       chain.forEach((l) => entry.layers.includes(l) || entry.layers.push(l));
@@ -245,7 +246,13 @@ function addMembers(inventory: Inventory, group: string, hosts: string[]) {
 }
 
 /** A host listed in several groups may carry its settings in one place only. */
-function mergeHostDefinition(entry: HostEntry, name: string, raw: RawSettings | null, where: Where, path: string[]) {
+function mergeHostDefinition(
+  entry: HostEntry,
+  name: string,
+  raw: RawSettings | null,
+  where: Where,
+  path: string[],
+) {
   if (raw === null || Object.keys(raw).length === 0) return;
   if (entry.own) {
     throw inputError(
@@ -261,7 +268,12 @@ function mergeHostDefinition(entry: HostEntry, name: string, raw: RawSettings | 
   entry.path = path;
 }
 
-function buildHost(name: string, entry: HostEntry, baseDir: string, at: (path: string[]) => Where): InventoryHost {
+function buildHost(
+  name: string,
+  entry: HostEntry,
+  baseDir: string,
+  at: (path: string[]) => Where,
+): InventoryHost {
   // Layers are in visiting order: all, then parents before children, so children win.
   const layers = [...entry.layers];
   layers.push({ label: `host ${name}`, settings: entry.own ?? {}, path: entry.path });

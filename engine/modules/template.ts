@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { hostname, userInfo } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import Handlebars from "handlebars";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
@@ -12,6 +13,24 @@ import type { ModuleDefinition } from "./types.js";
 
 /** A constant header for generated files: it never varies between runs, users or machines. */
 export const MANAGED_HEADER = "Managed by Omens; local edits are overwritten";
+
+/**
+ * Opt-in template helpers whose value depends on when, by whom or from where a run happens.
+ * A file using one differs on every run, so it reports changed and fires its handlers each
+ * time; `omens-play lint` flags every use (rule template-nondeterministic).
+ */
+export const RUN_VARYING_HELPERS: Readonly<Record<string, () => string>> = {
+  /** The controller's clock, ISO 8601. */
+  controllerTime: () => new Date().toISOString(),
+  /** The user running omens-play. */
+  controllerUser: () => userInfo().username,
+  /** The machine running omens-play. */
+  controllerHost: () => hostname(),
+};
+
+const handlebars = Handlebars.create();
+for (const [name, helper] of Object.entries(RUN_VARYING_HELPERS))
+  handlebars.registerHelper(name, helper);
 
 /** Arguments of the `template` module. */
 export interface TemplateArgs {
@@ -107,7 +126,7 @@ export function renderTemplate(
 ): string {
   const context = { managedHeader: MANAGED_HEADER, ...revealSecrets(vars) };
   try {
-    return Handlebars.compile(text, { strict: true, noEscape: true })(context);
+    return handlebars.compile(text, { strict: true, noEscape: true })(context);
   } catch (error) {
     throw templateError(error as Error, file, where);
   }

@@ -197,6 +197,20 @@ function roleVars(
   host: InventoryHost,
   hostVars: Record<string, unknown>,
 ): Record<string, unknown> {
+  const vars = mergeRoleVars(use, hostVars);
+  const validate = ajv.compile(use.role.schema);
+  if (!validate(vars)) throw roleVarError(validate.errors ?? [], use, host, vars);
+  return vars;
+}
+
+/**
+ * A role's variables for one host, unchecked: schema defaults, then role defaults, then the
+ * host's values for the role's own variables, then the play's parameters. Lint reuses it.
+ */
+export function mergeRoleVars(
+  use: RoleUse,
+  hostVars: Record<string, unknown>,
+): Record<string, unknown> {
   const properties = Object.keys(use.role.schema.properties ?? {});
   const fromSchema = Object.fromEntries(
     Object.entries(use.role.schema.properties ?? {})
@@ -206,10 +220,7 @@ function roleVars(
   const fromHost = Object.fromEntries(
     Object.entries(hostVars).filter(([k]) => properties.includes(k)),
   );
-  const vars = { ...fromSchema, ...use.role.defaults, ...fromHost, ...use.params };
-  const validate = ajv.compile(use.role.schema);
-  if (!validate(vars)) throw roleVarError(validate.errors ?? [], use, host, vars);
-  return vars;
+  return { ...fromSchema, ...use.role.defaults, ...fromHost, ...use.params };
 }
 
 function roleVarError(
