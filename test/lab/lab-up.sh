@@ -34,7 +34,7 @@ export LAB_KEEP_GUARD=${LAB_KEEP_GUARD:-0}
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 ROOTFS_PKGS="systemd systemd-sysv dbus openssh-server sudo tpm2-tools tpm2-openssl
   libtss2-tcti-swtpm0 openssl ca-certificates curl netcat-openbsd iproute2 procps python3
-  nginx-light less $LAB_EXTRA_PKGS"
+  nginx-light less nodejs $LAB_EXTRA_PKGS"
 # dpkg-query name -> what this script runs from it
 HOST_PKGS="debootstrap swtpm swtpm-tools systemd-container openssh-client openssl iproute2
   util-linux procps jq"
