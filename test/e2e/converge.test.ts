@@ -1,9 +1,17 @@
 import { readFileSync, statSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { hashHostTree, hostPath, LAB_HOSTS, omensPlay, results, sshRoot } from "../helpers/lab.js";
+import {
+  hashHostTree,
+  hostPath,
+  LAB_HOSTS,
+  labInventory,
+  omensPlay,
+  results,
+  sshRoot,
+} from "../helpers/lab.js";
 
 const play = (...extra: string[]) =>
-  omensPlay(["test/fixtures/converge.ts", "-i", "inventory/lab.yaml", "--json", ...extra]);
+  omensPlay(["test/fixtures/converge.ts", "-i", labInventory(), "--json", ...extra]);
 
 describe("a playbook that writes configuration and runs a service, on all three lab hosts", () => {
   it("changes every host, then converges: the second run changes nothing", async () => {

@@ -2,7 +2,7 @@ import { writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { hashHostTree, LAB_HOSTS, omensPlay, results } from "../helpers/lab.js";
+import { hashHostTree, LAB_HOSTS, labInventory, omensPlay, results } from "../helpers/lab.js";
 
 describe("sprint 1 over the lab", () => {
   it("checks auth only with --limit auth --check --diff, and no host's files change", async () => {
@@ -10,7 +10,7 @@ describe("sprint 1 over the lab", () => {
     const run = await omensPlay([
       "playbooks/sprint1-foundation.ts",
       "-i",
-      "inventory/lab.yaml",
+      labInventory(),
       "--limit",
       "auth",
       "--check",
@@ -28,7 +28,7 @@ describe("sprint 1 over the lab", () => {
     const run = await omensPlay([
       "playbooks/sprint1-foundation.ts",
       "-i",
-      "inventory/lab.yaml",
+      labInventory(),
       "--json",
     ]);
     expect(run.code, run.stderr).toBe(0);
@@ -68,10 +68,7 @@ describe("sprint 1 over the lab", () => {
     const { readFileSync } = await import("node:fs");
     writeFileSync(
       inventory,
-      readFileSync("inventory/lab.yaml", "utf8").replace(
-        /ekCaBundle: .*/,
-        `ekCaBundle: ${wrongCa}`,
-      ),
+      readFileSync(labInventory(), "utf8").replace(/ekCaBundle: .*/, `ekCaBundle: ${wrongCa}`),
     );
     const run = await omensPlay([
       "playbooks/sprint1-foundation.ts",

@@ -190,3 +190,21 @@ export function labInventoryFile(
   writeFileSync(file, text + "\n");
   return file;
 }
+
+/**
+ * `inventory/lab.yaml` for the running lab. For the default lab that is the file itself; a lab
+ * made with another LAB_DIR or LAB_NET (parallel labs) gets a copy with its own addresses and
+ * paths, so every test can use the shipped inventory whichever lab it runs against.
+ */
+export function labInventory(): string {
+  const info = lab();
+  const net = info.hosts.spire.address.split(".").slice(0, 3).join(".");
+  const shipped = join(ROOT, "inventory/lab.yaml");
+  if (LAB_DIR === "/var/tmp/omens-lab" && net === "10.77.0") return shipped;
+  const text = readFileSync(shipped, "utf8")
+    .replaceAll("/var/tmp/omens-lab/", `${LAB_DIR}/`)
+    .replaceAll("10.77.0.", `${net}.`);
+  const file = join(mkdtempSync(join(tmpdir(), "omens-inv-")), "lab.yaml");
+  writeFileSync(file, text);
+  return file;
+}
