@@ -7,12 +7,16 @@ import type { AnyModule } from "../modules/types.js";
 import type { Play } from "../dsl/playbook.js";
 import type { RoleUse } from "../dsl/role.js";
 import type { HandlerRef, Task } from "../dsl/task.js";
+import { hasDeferred } from "../dsl/deferred.js";
 
 /** A task ready to run on one host: module found, arguments validated, handlers resolved. */
 export interface CompiledTask {
   task: Task;
   module: AnyModule;
+  /** Validated arguments; undefined when some are deferred (validated when the task runs). */
   args: unknown;
+  /** Some arguments are computed per host at run time. */
+  deferred: boolean;
   name: string;
   /** Variables for templates and predicates: host vars, play vars, then role vars. */
   vars: Record<string, unknown>;
@@ -136,13 +140,15 @@ function compileTask(
   }
   const where = { ...task.where, host };
   const module = getModule(task.module, where);
-  const args = module.validate({ ...task.args }, where);
-  const label = module.label(args);
+  const deferred = hasDeferred(task.args);
+  const args = deferred ? undefined : module.validate({ ...task.args }, where);
+  const label = deferred ? `${module.name} (arguments decided at run time)` : module.label(args);
   const name = task.options.name ?? (role ? `${role}: ${label}` : label);
   const compiled: CompiledTask = {
     task,
     module,
     args,
+    deferred,
     name,
     vars,
     baseDir,
