@@ -6,6 +6,7 @@ import type { Plan, PlanContext } from "../modules/types.js";
 import { maskSecrets } from "../secret.js";
 import { resolveDeferred } from "../dsl/deferred.js";
 import { applyOps } from "./apply.js";
+import { maskArgumentValues } from "./no-log.js";
 import type { CompiledTask } from "./compile.js";
 import type { HostState, RunOptions } from "./run.js";
 
@@ -208,7 +209,11 @@ function taskArgs(task: CompiledTask, context: TaskContext, where: Where): unkno
       cause: error,
     });
   }
-  return task.module.validate(raw, where);
+  try {
+    return task.module.validate(raw, where);
+  } catch (error) {
+    throw task.task.options.noLog === true ? maskArgumentValues(error, raw) : error;
+  }
 }
 
 function finishTask(
