@@ -53,7 +53,7 @@ export async function lint(options: LintOptions): Promise<LintReport> {
   const { active, suppressed } = applySkips(found, model);
   return {
     findings: merge(active),
-    suppressed,
+    suppressed: mergeSuppressed(suppressed),
     playbooks: model.playbooks.map((p) => p.file),
     inventories: model.inventories.map((i: Inventory) => i.file),
   };
@@ -90,6 +90,14 @@ async function isHelperModule(error: unknown, file: string): Promise<boolean> {
   if (!(error instanceof OmensError) || error.code !== "PLAYBOOK_EXPORT") return false;
   const module = (await import(pathToFileURL(file).href)) as { default?: unknown };
   return module.default === undefined;
+}
+
+/** Silenced findings merged like active ones; the reason is the skip's, on the task or play. */
+function mergeSuppressed(suppressed: Suppressed[]): Suppressed[] {
+  return merge(suppressed.map((s) => s.finding)).map((finding) => ({
+    finding,
+    reason: (finding.task?.options.lint ?? finding.play?.lint)?.reason ?? "",
+  }));
 }
 
 /** One finding per rule, place and message; the hosts it holds for are gathered. */

@@ -3,6 +3,7 @@ import type { Where } from "../errors.js";
 import type { InventoryHost } from "../inventory/load.js";
 import type { RoleUse } from "../dsl/role.js";
 import type { Finding } from "./finding.js";
+import { displayPath } from "./format/describe.js";
 
 /**
  * One role variable that does not fit the role's schema on one host, located where the value
@@ -28,12 +29,12 @@ export function varProblem(
 
 function missing(name: string, use: RoleUse, host: InventoryHost): Finding {
   const near = Object.keys(host.vars).find((k) => k !== name && isNearMiss(k, name));
-  const base = `role ${use.role.name}: variable "${name}" is missing (host groups: ${host.groups.join(", ")})`;
+  const base = `role ${use.role.name}: variable "${name}" is missing`;
   if (!near) return { rule: "role-vars", message: base, where: use.where, hosts: [host.name] };
   const source = host.varSources[near] ?? "the inventory";
   return {
     rule: "role-vars",
-    message: `${base}; the inventory sets "${near}" in ${source}: misspelt?`,
+    message: `${base}; the inventory sets "${near}" in ${shortSource(source)}: misspelt?`,
     where: sourceWhere(source) ?? use.where,
     hosts: [host.name],
   };
@@ -46,9 +47,13 @@ function sourceOf(
   host: InventoryHost,
 ): { label: string; where: Where } {
   if (name in use.params)
-    return { label: `the play (${use.where.file}:${use.where.line})`, where: use.where };
+    return {
+      label: `the play (${displayPath(use.where.file ?? "?")}:${use.where.line})`,
+      where: use.where,
+    };
   const inventory = host.varSources[name];
-  if (inventory) return { label: inventory, where: sourceWhere(inventory) ?? use.where };
+  if (inventory)
+    return { label: shortSource(inventory), where: sourceWhere(inventory) ?? use.where };
   return { label: `the defaults of role ${use.role.name}`, where: use.where };
 }
 
@@ -58,14 +63,21 @@ export function sourceWhere(label: string): Where | undefined {
   return match ? { file: match[1], line: Number(match[2]) } : undefined;
 }
 
+/** An inventory source label with its file shown relative to the working folder. */
+export function shortSource(label: string): string {
+  const where = sourceWhere(label);
+  return where?.file ? label.replace(where.file, displayPath(where.file)) : label;
+}
+
 function declared(use: RoleUse): string {
   return Object.keys(use.role.schema.properties ?? {}).join(", ") || "none";
 }
 
-/** Same name but for case, or at most two edits apart (for names of 5+ characters). */
+/** Same name but for case, or one edit apart (two for names of 6+ characters). */
 function isNearMiss(a: string, b: string): boolean {
   if (a.toLowerCase() === b.toLowerCase()) return true;
-  return Math.min(a.length, b.length) >= 5 && editDistance(a, b) <= 2;
+  const shorter = Math.min(a.length, b.length);
+  return shorter >= 3 && editDistance(a, b) <= (shorter >= 6 ? 2 : 1);
 }
 
 function editDistance(a: string, b: string): number {

@@ -4,7 +4,7 @@ import type { Where } from "../../errors.js";
 import type { LintTask } from "../expand.js";
 import { placeKey, taskFinding, taskTitle, type Finding, type Rule } from "../finding.js";
 import { allTasks, type LintModel } from "../model.js";
-import { sourceWhere } from "../role-vars.js";
+import { shortSource, sourceWhere } from "../role-vars.js";
 import { namesUsed, templateSource } from "../template-source.js";
 
 const SECRET_WORDS = new Set([
@@ -71,7 +71,7 @@ function inventorySecrets(model: LintModel): Finding[] {
         for (const path of plainSecrets({ [name]: value })) {
           const source = host.varSources[name] ?? `inventory ${inventory.file}`;
           const where = sourceWhere(source) ?? { file: inventory.file };
-          const message = `variable "${path}" holds a plain string (set in ${source}); ${ADVICE}`;
+          const message = `variable "${path}" holds a plain string (set in ${shortSource(source)}); ${ADVICE}`;
           found.set(`${placeKey(where)}|${path}`, { rule: "secret-plain-var", message, where });
         }
   return [...found.values()];
