@@ -1,7 +1,7 @@
 import { existsSync, writeFileSync, renameSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { createInterface } from "node:readline/promises";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { ensureBecomePasswords } from "./become-password.js";
 import { describeError, inputError, OmensError, toOmensError } from "./errors.js";
@@ -193,6 +193,7 @@ async function play(options: CliOptions, terminal: Terminal): Promise<number> {
     return exitCodeFor(result);
   } finally {
     process.off("SIGINT", onSigint);
+    closeAnswers();
     await sink.close?.();
   }
 }
@@ -344,12 +345,35 @@ function processTerminal(): Terminal {
   };
 }
 
-/** One question on the terminal; the answer line without its newline. */
-async function ask(question: string): Promise<string> {
-  const lines = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return await lines.question(question);
-  } finally {
-    lines.close();
-  }
+/**
+ * One question on the terminal; the answer line without its newline. One reader serves every
+ * question, so answers typed ahead (or piped into a terminal) are queued, not lost.
+ */
+function ask(question: string): Promise<string> {
+  process.stderr.write(question);
+  const reader = (answers ??= openAnswers());
+  const ready = reader.lines.shift();
+  if (ready !== undefined) return Promise.resolve(ready);
+  return new Promise((resolve) => reader.waiting.push(resolve));
+}
+
+let answers: { lines: string[]; waiting: ((line: string) => void)[]; close(): void } | undefined;
+
+function openAnswers() {
+  const lines: string[] = [];
+  const waiting: ((line: string) => void)[] = [];
+  const reader = createInterface({ input: process.stdin, terminal: false });
+  reader.on("line", (line) => {
+    const next = waiting.shift();
+    if (next) next(line);
+    else lines.push(line);
+  });
+  reader.on("close", () => waiting.splice(0).forEach((resolve) => resolve("n")));
+  return { lines, waiting, close: () => reader.close() };
+}
+
+/** Stops reading the terminal so the process can exit. */
+function closeAnswers() {
+  answers?.close();
+  answers = undefined;
 }

@@ -237,8 +237,8 @@ interface LoopScope {
 async function runItem(scope: LoopScope, item: CompiledItem): Promise<Verdict> {
   const { state, target, task: loopTask, context: loopContext, options, play, run } = scope;
   const where: Where = { ...item.task.task.where, host: state.host.name, task: loopTask.name };
-  const context = { ...loopContext, check: item.task.task.options.checkMode ?? options.check };
-  Object.defineProperty(context, "facts", { get: () => factsView(state) });
+  // A fresh context: spreading the loop's would read (and so gather) its facts.
+  const context = taskContext(state, item.task, options, loopContext.failure);
   try {
     const when = item.task.task.options.when;
     if (when && !(await withFacts(state, where, () => when(context))))
@@ -305,13 +305,13 @@ async function runAttempts(
     const done =
       verdict.status === "skipped" ||
       verdict.status === "unreachable" ||
-      (until && verdict.status !== "failed"
+      (until
         ? await withFacts(state, where, () => until(verdict.result, context))
         : verdict.status !== "failed");
     if (retries > 0) verdict.result.attempts = attempt;
     if (done) return verdict;
     if (attempt > retries || options.signal?.aborted)
-      return exhausted(verdict, attempt, until !== undefined);
+      return retries > 0 ? exhausted(verdict, attempt, until !== undefined) : verdict;
     options.sink({
       kind: "task-retry",
       play,

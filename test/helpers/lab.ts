@@ -72,7 +72,15 @@ export interface PlayRun {
   events: Record<string, unknown>[];
   recap: Record<
     string,
-    { ok: number; changed: number; failed: number; skipped: number; unreachable: number }
+    {
+      ok: number;
+      changed: number;
+      failed: number;
+      skipped: number;
+      unreachable: number;
+      rescued: number;
+      ignored: number;
+    }
   >;
 }
 
