@@ -3,6 +3,7 @@ import { assertModule } from "./assert.js";
 import { commandModule } from "./command.js";
 import { copyModule } from "./copy.js";
 import { fileModule } from "./file.js";
+import { getUrlModule } from "./get-url.js";
 import { blockinfileModule, lineinfileModule } from "./lineinfile.js";
 import { pingModule } from "./ping.js";
 import { statModule } from "./stat.js";
@@ -28,6 +29,7 @@ const modules = new Map<string, AnyModule>(
     pingModule,
     tpmInfoModule,
     x509Module,
+    getUrlModule,
   ].map((m) => [m.name, m as AnyModule]),
 );
 
