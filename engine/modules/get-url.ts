@@ -82,7 +82,7 @@ export const getUrlModule: ModuleDefinition<Valid, Facts> = {
       url,
       shown: displayUrl(url),
       dest,
-      sha256: readSha256(args, "getUrl"),
+      sha256: args.sha256("sha256"),
       timeout: positive(args, "timeout") ?? 120,
       ...readAttributes(args, where),
     };
@@ -145,14 +145,6 @@ export const getUrlModule: ModuleDefinition<Valid, Facts> = {
     return { status: "changed", reason: `downloaded ${args.shown} (sha256 verified)` };
   },
 };
-
-/** Reads a SHA-256 argument: 64 hex digits, optionally prefixed "sha256:"; lower-cased. */
-export function readSha256(args: ArgReader, module: string, key = "sha256"): string {
-  const value = args.string(key).replace(/^sha256:/i, "");
-  if (!/^[0-9a-fA-F]{64}$/.test(value))
-    args.fail("ARG_VALUE", `${module}: "${key}" must be 64 hex digits, got "${value}"`);
-  return value.toLowerCase();
-}
 
 function positive(args: ArgReader, key: string): number | undefined {
   const value = args.optionalNumber(key);
