@@ -9,6 +9,7 @@ import { pingModule } from "./ping.js";
 import { statModule } from "./stat.js";
 import { systemdModule } from "./systemd.js";
 import { templateModule } from "./template.js";
+import { unarchiveModule } from "./unarchive.js";
 import type { AnyModule } from "./types.js";
 import { waitForModule } from "./wait-for.js";
 import { tpmInfoModule } from "./tpm.js";
@@ -30,6 +31,7 @@ const modules = new Map<string, AnyModule>(
     tpmInfoModule,
     x509Module,
     getUrlModule,
+    unarchiveModule,
   ].map((m) => [m.name, m as AnyModule]),
 );
 
