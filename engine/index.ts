@@ -30,3 +30,5 @@ export { tpmInfo, type TpmInfoArgs, type TpmInfo } from "./modules/tpm.js";
 export { x509, type X509Args, type CertFacts } from "./modules/x509.js";
 export { getUrl, type GetUrlArgs } from "./modules/get-url.js";
 export { unarchive, type UnarchiveArgs } from "./modules/unarchive.js";
+export { user, type UserArgs } from "./modules/user.js";
+export { group, type GroupArgs } from "./modules/group.js";

@@ -4,12 +4,14 @@ import { commandModule } from "./command.js";
 import { copyModule } from "./copy.js";
 import { fileModule } from "./file.js";
 import { getUrlModule } from "./get-url.js";
+import { groupModule } from "./group.js";
 import { blockinfileModule, lineinfileModule } from "./lineinfile.js";
 import { pingModule } from "./ping.js";
 import { statModule } from "./stat.js";
 import { systemdModule } from "./systemd.js";
 import { templateModule } from "./template.js";
 import { unarchiveModule } from "./unarchive.js";
+import { userModule } from "./user.js";
 import type { AnyModule } from "./types.js";
 import { waitForModule } from "./wait-for.js";
 import { tpmInfoModule } from "./tpm.js";
@@ -32,6 +34,8 @@ const modules = new Map<string, AnyModule>(
     x509Module,
     getUrlModule,
     unarchiveModule,
+    userModule,
+    groupModule,
   ].map((m) => [m.name, m as AnyModule]),
 );
 
