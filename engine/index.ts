@@ -32,3 +32,4 @@ export { getUrl, type GetUrlArgs } from "./modules/get-url.js";
 export { unarchive, type UnarchiveArgs } from "./modules/unarchive.js";
 export { user, type UserArgs } from "./modules/user.js";
 export { group, type GroupArgs } from "./modules/group.js";
+export { uri, type UriArgs, type UriResult } from "./modules/uri.js";

@@ -11,6 +11,7 @@ import { statModule } from "./stat.js";
 import { systemdModule } from "./systemd.js";
 import { templateModule } from "./template.js";
 import { unarchiveModule } from "./unarchive.js";
+import { uriModule } from "./uri.js";
 import { userModule } from "./user.js";
 import type { AnyModule } from "./types.js";
 import { waitForModule } from "./wait-for.js";
@@ -36,6 +37,7 @@ const modules = new Map<string, AnyModule>(
     unarchiveModule,
     userModule,
     groupModule,
+    uriModule,
   ].map((m) => [m.name, m as AnyModule]),
 );
 
