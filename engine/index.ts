@@ -34,3 +34,5 @@ export { unarchive, type UnarchiveArgs } from "./modules/unarchive.js";
 export { user, type UserArgs } from "./modules/user.js";
 export { group, type GroupArgs } from "./modules/group.js";
 export { uri, type UriArgs, type UriResult } from "./modules/uri.js";
+export { apt, type AptArgs } from "./modules/apt.js";
+export type { NamedResourceOptions } from "./modules/named-task.js";

@@ -1,4 +1,5 @@
 import { inputError, type Where } from "../errors.js";
+import { aptModule } from "./apt.js";
 import { assertModule } from "./assert.js";
 import { commandModule } from "./command.js";
 import { copyModule } from "./copy.js";
@@ -38,6 +39,7 @@ const modules = new Map<string, AnyModule>(
     userModule,
     groupModule,
     uriModule,
+    aptModule,
   ].map((m) => [m.name, m as AnyModule]),
 );
 
