@@ -115,3 +115,18 @@ export class ApiError extends Error {
     super(message);
   }
 }
+
+/**
+ * Parses Go `flag` arguments accepting only `known` flags (and `bools`, which take no value),
+ * failing like Go's flag package on anything else: "flag provided but not defined: -x", exit 1.
+ */
+export function parseKnownFlags(argv: string[], known: string[], bools: string[] = []): Flags {
+  const f = parseFlags(argv, bools);
+  for (const name of f.values.keys())
+    if (!known.includes(name) && !bools.includes(name))
+      fail(
+        `flag provided but not defined: -${name}\nknown flags: ${[...known, ...bools].map((k) => `-${k}`).join(" ")}`,
+        1,
+      );
+  return f;
+}

@@ -18,8 +18,22 @@ export interface BlockSchema {
   byLabel?: Record<string, BlockSchema>;
 }
 
-/** A config error with the dotted path of the offending key. */
-export class ConfigError extends Error {}
+/** A config error with the dotted path of the offending key (and the key, to find its line). */
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    public key?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The 1-based line of the first line of `text` that sets or opens `key`, if any. */
+export function lineOf(text: string, key: string): number | undefined {
+  const re = new RegExp(`^\\s*"?${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}"?\\s*(=|\\{|")`);
+  const index = text.split("\n").findIndex((l) => re.test(l));
+  return index < 0 ? undefined : index + 1;
+}
 
 /** Parses HCL v1 text into the generic JSON shape HCL's own JSON printer uses. */
 export function parseHcl(text: string): Record<string, unknown> {
@@ -51,12 +65,15 @@ export function decodeBody(
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(body)) {
     const field = schema.fields[key];
-    if (!field) throw new ConfigError(`${path || "top level"}: unknown key "${key}"`);
+    if (!field) throw new ConfigError(`${path || "top level"}: unknown key "${key}"`, key);
     out[key] = decodeField(value, field, join(path, key));
   }
   for (const key of schema.required ?? [])
     if (!(key in out))
-      throw new ConfigError(`${path || "top level"}: missing required key "${key}"`);
+      throw new ConfigError(
+        `${path || "top level"}: missing required key "${key}"`,
+        path.split(".").at(-1)?.replace(/ .*/, ""),
+      );
   return out;
 }
 

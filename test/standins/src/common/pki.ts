@@ -93,7 +93,12 @@ async function extensionsFor(spec: CertSpec): Promise<x509.Extension[]> {
     ),
     await x509.SubjectKeyIdentifierExtension.create(spec.publicKey),
   ];
-  if (spec.issuer) ext.push(await x509.AuthorityKeyIdentifierExtension.create(spec.issuer.key));
+  if (spec.issuer)
+    ext.push(
+      await x509.AuthorityKeyIdentifierExtension.create(
+        new x509.X509Certificate(spec.issuer.cert.raw).publicKey,
+      ),
+    );
   const names = [
     ...(spec.uris ?? []).map((value) => ({ type: "url" as const, value })),
     ...(spec.dnsNames ?? []).map((value) => ({ type: "dns" as const, value })),
@@ -179,4 +184,14 @@ export function uriSans(cert: X509Certificate): string[] {
 export function dnAttr(dn: string, attr: string): string | undefined {
   const line = dn.split("\n").find((l) => l.startsWith(attr + "="));
   return line?.slice(attr.length + 1);
+}
+
+/** A PKCS#10 CSR (PEM) for a P-256 key pair, self-signed with it. */
+export async function makeCsr(keys: CryptoKeyPair, subject = "CN=spire"): Promise<string> {
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: subject,
+    keys,
+    signingAlgorithm: SIGN,
+  });
+  return csr.toString("pem");
 }
