@@ -3,7 +3,8 @@ import type { FileFact, HostReader } from "../facts/reader.js";
 import { quote, quoteArgv } from "../shell.js";
 import { ArgReader } from "./args.js";
 import { makeNamedTask, type NamedResourceOptions } from "./named-task.js";
-import type { ModuleDefinition, Plan } from "./types.js";
+import { failedPlan } from "./failure.js";
+import type { ModuleDefinition, Plan, PlanContext } from "./types.js";
 
 /** Arguments of the `apt` module: packages by name, or one .deb file on the host. */
 export interface AptArgs {
@@ -94,14 +95,17 @@ export const aptModule: ModuleDefinition<Valid, Facts> = {
     if (args.state === "latest") await addCandidates(packages, reader);
     return { kind: "packages", packages };
   },
-  plan(args, facts) {
+  plan(args, facts, ctx) {
     switch (facts.kind) {
       case "deb-missing":
-        return failed(`${args.deb ?? ""} is ${facts.fact.kind} on the host, not a .deb file`);
+        return failedPlan(
+          `${args.deb ?? ""} is ${facts.fact.kind} on the host, not a .deb file`,
+          ctx,
+        );
       case "deb-unreadable":
-        return failed(`${args.deb ?? ""} is not a readable .deb: ${facts.detail}`);
+        return failedPlan(`${args.deb ?? ""} is not a readable .deb: ${facts.detail}`, ctx);
       case "deb":
-        return planDeb(args, facts.file, facts.installed);
+        return planDeb(args, facts.file, facts.installed, ctx);
       case "packages":
         return args.state === "absent"
           ? planRemove(args, facts.packages)
@@ -166,10 +170,15 @@ async function addCandidates(packages: PackageFact[], reader: HostReader): Promi
   }
 }
 
-function planDeb(args: Valid, file: { name: string; version: string }, installed?: string): Plan {
+function planDeb(
+  args: Valid,
+  file: { name: string; version: string },
+  installed: string | undefined,
+  ctx: PlanContext,
+): Plan {
   const deb = args.deb ?? "";
   if (args.names.length === 1 && args.names[0] !== file.name)
-    return failed(`${deb} holds package ${file.name}, not ${args.names[0] ?? ""}`);
+    return failedPlan(`${deb} holds package ${file.name}, not ${args.names[0] ?? ""}`, ctx);
   if (installed === file.version)
     return { status: "ok", reason: `${file.name} ${file.version} is installed`, ops: [] };
   const from = installed ?? "absent";
@@ -216,8 +225,4 @@ function planRemove(args: Valid, packages: PackageFact[]): Plan {
     ops: [{ kind: "exec", command: quoteArgv([...APT_GET, verb, ...present.map((p) => p.name)]) }],
     diff: [{ path: "packages", attributes: lines }],
   };
-}
-
-function failed(reason: string): Plan {
-  return { status: "failed", reason, ops: [] };
 }

@@ -14,6 +14,7 @@ import {
   type Attributes,
 } from "./attributes.js";
 import { curlConfig, curlExitMeaning, displayUrl, urlProblem, type CurlSetting } from "./curl.js";
+import { failedPlan } from "./failure.js";
 import type { ModuleDefinition, Op, Plan } from "./types.js";
 
 /** Arguments of the `getUrl` module. */
@@ -101,14 +102,13 @@ export const getUrlModule: ModuleDefinition<Valid, Facts> = {
   },
   plan(args, facts, ctx) {
     if (facts.folder.kind !== "directory")
-      return {
-        status: "failed",
-        reason: `folder ${dirname(args.dest)} does not exist (getUrl does not create folders; add a file task with state "directory")`,
-        ops: [],
-      };
+      return failedPlan(
+        `folder ${dirname(args.dest)} does not exist (getUrl does not create folders; add a file task with state "directory")`,
+        ctx,
+      );
     const { dest } = facts;
     if (dest.kind === "directory" || dest.kind === "other")
-      return { status: "failed", reason: `${args.dest} is a ${dest.kind}, not a file`, ops: [] };
+      return failedPlan(`${args.dest} is a ${dest.kind}, not a file`, ctx);
     if (dest.kind === "file" && dest.sha256 === args.sha256) return planAttributes(args, dest);
     const before = dest.kind === "file" ? `sha256 ${short(dest.sha256)}` : dest.kind;
     const reason =

@@ -3,6 +3,7 @@ import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/ta
 import type { FileFact, HostReader } from "../facts/reader.js";
 import { quote } from "../shell.js";
 import { ArgReader } from "./args.js";
+import { failedPlan } from "./failure.js";
 import type { ModuleDefinition, Op, Plan } from "./types.js";
 
 /** Arguments of the `unarchive` module. */
@@ -94,25 +95,19 @@ export const unarchiveModule: ModuleDefinition<Valid, Facts> = {
     if (dest.kind !== "directory") return { kind: "missing", which: "dest", fact: dest };
     return listAndCompare(args, reader);
   },
-  plan(args, facts) {
+  plan(args, facts, ctx) {
     switch (facts.kind) {
       case "created":
         return { status: "ok", reason: `${args.creates ?? ""} exists`, ops: [] };
       case "missing":
-        return {
-          status: "failed",
-          reason:
-            facts.which === "src"
-              ? `archive ${args.src} is ${describe(facts.fact)} on the host (fetch it first with getUrl or copy)`
-              : `dest ${args.dest} is ${describe(facts.fact)}; unarchive extracts into an existing folder`,
-          ops: [],
-        };
+        return failedPlan(
+          facts.which === "src"
+            ? `archive ${args.src} is ${describe(facts.fact)} on the host (fetch it first with getUrl or copy)`
+            : `dest ${args.dest} is ${describe(facts.fact)}; unarchive extracts into an existing folder`,
+          ctx,
+        );
       case "unreadable":
-        return {
-          status: "failed",
-          reason: `archive ${args.src} cannot be read as a .tar.gz: ${facts.detail}`,
-          ops: [],
-        };
+        return failedPlan(`archive ${args.src} cannot be read as a .tar.gz: ${facts.detail}`, ctx);
       case "listed":
         return planExtract(args, facts.members, facts.differences);
     }

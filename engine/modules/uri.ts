@@ -3,7 +3,8 @@ import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/ta
 import { isSecret, type Secret } from "../secret.js";
 import { ArgReader } from "./args.js";
 import { curlConfig, curlExitMeaning, displayUrl, urlProblem, type CurlSetting } from "./curl.js";
-import type { ModuleDefinition, Plan } from "./types.js";
+import { failedPlan } from "./failure.js";
+import type { ModuleDefinition, Plan, PlanContext } from "./types.js";
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] as const;
 type Method = (typeof METHODS)[number];
@@ -117,11 +118,10 @@ export const uriModule: ModuleDefinition<Valid, Facts> = {
     const split = out.lastIndexOf("\n");
     return { kind: "response", status: Number(out.slice(split + 1)), body: out.slice(0, split) };
   },
-  plan(args, facts) {
+  plan(args, facts, ctx) {
     const what = `${args.method} ${args.shown}`;
-    if (facts.kind === "error")
-      return { status: "failed", reason: `${what} failed: ${facts.detail}`, ops: [] };
-    return judge(args, facts.status, facts.body, what);
+    if (facts.kind === "error") return failedPlan(`${what} failed: ${facts.detail}`, ctx);
+    return judge(args, facts.status, facts.body, what, ctx);
   },
 };
 
@@ -183,15 +183,11 @@ function requestSettings(args: Valid): CurlSetting[] {
 }
 
 /** Decides ok or failed from the answer; the result is registered either way. */
-function judge(args: Valid, status: number, body: string, what: string): Plan {
+function judge(args: Valid, status: number, body: string, what: string, ctx: PlanContext): Plan {
   const result: UriResult = { status, url: args.shown };
   if (args.returnContent) result.body = body;
-  const fail = (reason: string): Plan => ({
-    status: "failed",
-    reason: `${what}: ${reason}${bodyTail(body)}`,
-    ops: [],
-    result: { ...result },
-  });
+  const fail = (reason: string): Plan =>
+    failedPlan(`${what}: ${reason}${bodyTail(body)}`, ctx, { ...result });
   if (!args.status.includes(status))
     return fail(`status ${status}, expected ${args.status.join(" or ")}`);
   if (args.bodyContains !== undefined && !body.includes(args.bodyContains))

@@ -84,11 +84,14 @@ describe("unarchive on a lab host", () => {
     expect(sshRoot("auth", `cat ${DEST}/README`)).toBe("edited\n");
   });
 
-  it("fails on a missing archive, naming it, on that host and task", async () => {
+  it("fails on a missing archive, naming it, the host, the task and file:line", async () => {
     const run = await playTasks([unpack({ src: `${ROOT}/nope.tar.gz`, name: "unpack nope" })]);
     expect(run.code).toBe(2);
     expect(run.results[0]).toMatchObject({ host: "auth", task: "unpack nope", status: "failed" });
     expect(run.results[0]?.error).toContain(`archive ${ROOT}/nope.tar.gz is absent on the host`);
+    expect(run.results[0]?.error).toMatch(
+      /\(host auth, task "unpack nope", at .*tasks-from-env\.ts:\d+/,
+    );
   });
 
   it("in check mode, is skipped rather than failed when an earlier getUrl would fetch the archive", async () => {

@@ -90,8 +90,10 @@ describe("uri from a lab host to services on its own loopback", () => {
   it("fails on a status outside the expected ones, with the status and the body tail; a list accepts it", async () => {
     const run = await playTasks([request({ url: `${PLAIN}/status/503`, status: [200, 429] })]);
     expect(run.code).toBe(2);
-    expect(run.results[0]?.error).toBe(
-      `GET ${PLAIN}/status/503: status 503, expected 200 or 429\n  body: status 503 from the echo server`,
+    expect(run.results[0]?.error).toMatch(
+      new RegExp(
+        `^GET ${PLAIN}/status/503: status 503, expected 200 or 429\n  body: status 503 from the echo server\n  \\(host auth, task "uri GET ${PLAIN}/status/503", at .*tasks-from-env\\.ts:\\d+:\\d+\\)$`,
+      ),
     );
     const accepted = await playTasks([
       request({ url: `${PLAIN}/status/503`, status: [200, 503] }),
