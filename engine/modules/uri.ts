@@ -54,14 +54,21 @@ interface Valid {
   returnContent: boolean;
 }
 
-type Facts = { kind: "response"; status: number; body: string } | { kind: "error"; detail: string };
+type Facts =
+  | { kind: "response"; status: number; body: string }
+  | { kind: "error"; detail: string }
+  | { kind: "not-sent" };
+
+/** Methods that only read; any other request may change the server. */
+const READ_METHODS: readonly Method[] = ["GET", "HEAD"];
 
 /** How much of a response body a failure message shows. */
 const BODY_TAIL = 400;
 
 /**
- * Makes an HTTP(S) request from the host and checks the answer. It only reads: it runs in
- * check mode too and never reports changed (give `changedWhen` for a request that writes).
+ * Makes an HTTP(S) request from the host and checks the answer. It never reports changed
+ * (give `changedWhen` for a request that writes). GET and HEAD run in check mode too; other
+ * methods may change the server, so check mode skips them (`checkMode: false` sends them).
  *
  * @example
  * uri({ url: "https://127.0.0.1:8200/v1/sys/health", caFile: "/etc/openbao/tls/ca.pem", json: true, register: "health" })
@@ -107,7 +114,8 @@ export const uriModule: ModuleDefinition<Valid, Facts> = {
     return valid;
   },
   label: (args) => `uri ${args.method} ${args.shown}`,
-  async facts(args, reader) {
+  async facts(args, reader, ctx) {
+    if (ctx.check && !READ_METHODS.includes(args.method)) return { kind: "not-sent" };
     const result = await reader.probe("curl --config -", curlConfig(requestSettings(args)));
     if (result.rc !== 0)
       return {
@@ -121,6 +129,12 @@ export const uriModule: ModuleDefinition<Valid, Facts> = {
   plan(args, facts, ctx) {
     const what = `${args.method} ${args.shown}`;
     if (facts.kind === "error") return failedPlan(`${what} failed: ${facts.detail}`, ctx);
+    if (facts.kind === "not-sent")
+      return {
+        status: "skipped",
+        reason: `check mode: ${args.method} may change the server, so it was not sent (a real run sends it)`,
+        ops: [],
+      };
     return judge(args, facts.status, facts.body, what, ctx);
   },
 };

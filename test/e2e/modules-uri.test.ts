@@ -18,7 +18,7 @@ const expectRegistered = (path: string, equals: unknown) => ({
 
 describe("uri from a lab host to services on its own loopback", () => {
   beforeAll(() => {
-    sshRoot("auth", `rm -rf ${DIR} && mkdir -p ${DIR}`);
+    sshRoot("auth", `rm -rf ${DIR} /var/tmp/omens-echo-requests.log && mkdir -p ${DIR}`);
     copyFileSync(
       join(ROOT, "test/fixtures/modules/http-echo.py"),
       hostPath("auth", `${DIR}/echo.py`),
@@ -36,7 +36,10 @@ describe("uri from a lab host to services on its own loopback", () => {
     );
   });
   afterAll(() => {
-    sshRoot("auth", `systemctl stop omens-test-echo omens-test-echo-tls; rm -rf ${DIR}`);
+    sshRoot(
+      "auth",
+      `systemctl stop omens-test-echo omens-test-echo-tls; rm -rf ${DIR} /var/tmp/omens-echo-requests.log`,
+    );
   });
 
   it("registers the status and the parsed JSON body, and reports ok, in check mode too", async () => {
@@ -54,6 +57,20 @@ describe("uri from a lab host to services on its own loopback", () => {
       expect(run.results[0]?.reason).toBe("status 200");
       expect(hashHostTree("auth")).toBe(before);
     }
+  });
+
+  it("in check mode, skips a PUT without sending it, and sends it in a real run", async () => {
+    const tasks = [request({ url: `${PLAIN}/v1/sys/unseal`, method: "PUT", body: { key: "k" } })];
+    const check = await playTasks(tasks, ["--check"]);
+    expect(check.code, check.stdout).toBe(0);
+    expect(check.results[0]?.status).toBe("skipped");
+    expect(check.results[0]?.reason).toContain("check mode: PUT may change the server");
+    expect(sshRoot("auth", `cat /var/tmp/omens-echo-requests.log`)).not.toContain(
+      "PUT /v1/sys/unseal",
+    );
+    const run = await playTasks(tasks);
+    expect(run.results[0]?.status).toBe("ok");
+    expect(sshRoot("auth", `cat /var/tmp/omens-echo-requests.log`)).toContain("PUT /v1/sys/unseal");
   });
 
   it("sends method, headers and a JSON body, with quotes and newlines intact", async () => {

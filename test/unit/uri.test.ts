@@ -52,6 +52,12 @@ describe("uri planning", () => {
     ]);
   });
 
+  it("skips a request that may write when check mode did not send it", () => {
+    const plan = uriModule.plan(args({ method: "POST" }), { kind: "not-sent" }, ctx);
+    expect(plan).toMatchObject({ status: "skipped", ops: [] });
+    expect(plan.reason).toContain("check mode: POST may change the server");
+  });
+
   it("refuses a body on GET, a header with a newline, a bad status and a non-http URL", () => {
     expect(() => args({ body: "x" })).toThrow(/needs method POST, PUT, PATCH or DELETE/);
     expect(() => args({ headers: { A: "b\nc" } })).toThrow(/must be a one-line string/);
