@@ -3,6 +3,7 @@ import {
   copy,
   deferred,
   file,
+  stat,
   type HandlerRef,
   type Task,
   type TaskContext,
@@ -106,18 +107,29 @@ export function stepCertificate(spec: StepCertificate): Task[] {
 function keyTasks(spec: StepCertificate): Task[] {
   const key = spec.key;
   if (key.kind === "tpm") return [];
+  const path = quote(key.path);
+  const stated = `${spec.id}Key`;
   return [
     command({
       name: `${spec.label}: a P-256 key at ${key.path}`,
-      shell: `umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ${quote(key.path)}.tmp && mv ${quote(key.path)}.tmp ${quote(key.path)}`,
+      shell: [
+        "umask 077",
+        `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ${path}.tmp`,
+        `chown ${quote(`${key.owner}:${key.group}`)} ${path}.tmp`,
+        `chmod ${key.mode} ${path}.tmp`,
+        `mv ${path}.tmp ${path}`,
+      ].join(" && "),
       creates: key.path,
     }),
+    stat({ name: `${spec.label}: ${key.path}`, path: key.path, register: stated }),
     file({
       name: `${spec.label}: ${key.path} is ${key.owner}:${key.group} ${key.mode}`,
       path: key.path,
       owner: key.owner,
       group: key.group,
       mode: key.mode,
+      when: (ctx) =>
+        (ctx.registered[stated]?.stat as { exists?: boolean } | undefined)?.exists === true,
     }),
   ];
 }

@@ -54,9 +54,6 @@ export const devid = defineRole("devid", {
       shell: createKeyScript(vars),
       creates: `${vars.devidDir}/devid.priv.blob`,
     }),
-    ...["devid.pub.blob", "devid.priv.blob", "devid.tpm2b.pub", "devid.tpm2b.priv"].map((name) =>
-      file({ path: `${vars.devidDir}/${name}`, owner: "root", group: "tss", mode: "0640" }),
-    ),
     command({
       name: `devid: the key at ${vars.devidHandle} is the one in devid.pub.blob`,
       shell: sameKeyScript(vars),
@@ -84,10 +81,13 @@ function createKeyScript(vars: Vars): string {
     `t=$(mktemp -d); trap 'tpm2_flushcontext -t >/dev/null 2>&1 || true; rm -rf "$t"' EXIT`,
     `if tpm2_getcap handles-persistent | grep -qi '${h}'; then echo "persistent handle ${h} is in use but ${d} holds no DevID blobs: refusing to overwrite it (evict it with tpm2_evictcontrol -C o -c ${h} if it is stale)" >&2; exit 1; fi`,
     `tpm2_createprimary -Q -C o -g sha256 -G ecc256:aes128cfb -a '${SRK_ATTRIBUTES}' -c "$t/srk.ctx"`,
+    `tpm2_flushcontext -t`,
     `tpm2_create -Q -C "$t/srk.ctx" -G ecc256:ecdsa-sha256 -g sha256 -a '${DEVID_ATTRIBUTES}' -u "$t/devid.tpm2b.pub" -r "$t/devid.tpm2b.priv"`,
     `tpm2_flushcontext -t`,
     `tpm2_load -Q -C "$t/srk.ctx" -u "$t/devid.tpm2b.pub" -r "$t/devid.tpm2b.priv" -c "$t/devid.ctx"`,
+    `tpm2_flushcontext -t`,
     `tpm2_readpublic -Q -c "$t/devid.ctx" -f tpmt -o "$t/devid.pub.blob"`,
+    `tpm2_flushcontext -t`,
     `tail -c +3 "$t/devid.tpm2b.priv" > "$t/devid.priv.blob"`,
     `tpm2_evictcontrol -Q -C o -c "$t/devid.ctx" ${h}`,
     `for f in devid.tpm2b.pub devid.tpm2b.priv devid.pub.blob; do install -m 0640 -o root -g tss "$t/$f" "${d}/$f"; done`,

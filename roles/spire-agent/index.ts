@@ -169,7 +169,6 @@ function bootstrap(vars: Vars): Task[] {
       delegateTo: vars.spireServerHost,
       register: "serverBundle",
       when: notAttested,
-      checkMode: false,
       changedWhen: () => false,
     }),
     copy({
