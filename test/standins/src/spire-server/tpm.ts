@@ -10,14 +10,7 @@
 // recovered with tpm2_activatecredential, which only the TPM holding both the EK and the DevID
 // key can do.
 import { execFileSync } from "node:child_process";
-import {
-  createHash,
-  createPublicKey,
-  randomBytes,
-  timingSafeEqual,
-  verify,
-  X509Certificate,
-} from "node:crypto";
+import { createHash, randomBytes, timingSafeEqual, verify, X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -232,7 +225,7 @@ function readCerts(path: string, key: string): X509Certificate[] {
 function makeCredential(ek: X509Certificate, secret: Buffer, name: Buffer): Buffer {
   const dir = mkdtempSync(join(tmpdir(), "spire-server-mc-"));
   try {
-    const pem = createPublicKey(ek.publicKey).export({ format: "pem", type: "spki" });
+    const pem = ek.publicKey.export({ format: "pem", type: "spki" });
     writeFileSync(join(dir, "ek.pem"), pem);
     writeFileSync(join(dir, "secret"), secret);
     execFileSync(
