@@ -22,6 +22,7 @@ import {
 import { maskSecrets } from "./secret.js";
 
 const USAGE = `usage: omens-play PLAYBOOK.ts [options]
+       omens-play lint [PATH...] [options]   (check playbooks without any host; lint -h)
 
   -i, --inventory FILE   inventory YAML (default: $OMENS_INVENTORY or inventory/lab.yaml)
   -l, --limit PATTERN    only hosts matching PATTERN (names, groups, globs, !x, &x, @file)
@@ -60,6 +61,7 @@ export async function main(
   argv: string[],
   terminal: Terminal = processTerminal(),
 ): Promise<number> {
+  if (argv[0] === "lint") return (await import("./lint/cli.js")).lintMain(argv.slice(1), terminal);
   let verbosity = 0;
   try {
     const options = parseCli(argv);
