@@ -20,7 +20,9 @@ const TLS = "/etc/nginx/tls";
 export const NginxJwksVars = Type.Object(
   {
     /** Names the JWKS is served under; the first is the certificate's CN. */
-    jwksDnsNames: Type.Array(Type.String(), { minItems: 1 }),
+    jwksDnsNames: Type.Array(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9.-]*$" }), {
+      minItems: 1,
+    }),
     jwksPort: Type.Integer({ default: 8444, minimum: 1, maximum: 65535 }),
     spireBundleEndpointPort: Type.Integer({ default: 8443, minimum: 1, maximum: 65535 }),
     stepCaHost: Type.String({ default: "ca" }),

@@ -41,7 +41,9 @@ export const OpenbaoVars = Type.Object(
   {
     openbaoRelease: Release,
     /** The name clients use; the TLS certificate covers it (and 127.0.0.1). */
-    openbaoDnsNames: Type.Array(Type.String(), { minItems: 1 }),
+    openbaoDnsNames: Type.Array(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9.-]*$" }), {
+      minItems: 1,
+    }),
     openbaoApiAddr: Type.String({ pattern: "^https://" }),
     openbaoClusterAddr: Type.String({ pattern: "^https://" }),
     openbaoListenAddress: Type.String({ default: "0.0.0.0:8200" }),

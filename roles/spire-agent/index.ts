@@ -205,6 +205,7 @@ function joinToken(vars: Vars, host: string): Task[] {
       register: "joinToken",
       noLog: true,
       when: notAttested,
+      lint: { skip: ["command-changed"], reason: "runs only before the host's first attestation" },
     }),
     copy({
       name: `spire-agent: ${TOKEN_FILE}`,

@@ -55,7 +55,9 @@ export const StepCaVars = Type.Object(
     stepRelease: Release,
     stepCaPort: Type.Integer({ default: 9000, minimum: 1, maximum: 65535 }),
     /** Names and addresses the CA's own TLS certificate covers (127.0.0.1 is always added). */
-    stepCaDnsNames: Type.Array(Type.String(), { minItems: 1 }),
+    stepCaDnsNames: Type.Array(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9.-]*$" }), {
+      minItems: 1,
+    }),
     stepCaName: Type.String({ default: "Tower of Omens" }),
     stepCaSigningKey: SigningKey,
     /** Controller files of the production root and intermediate (not used with lab-software). */
