@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { callerLocation, type Task, type TaskOptions } from "../dsl/task.js";
 import type { FileFact, HostReader } from "../facts/reader.js";
 import { quote, quoteArgv } from "../shell.js";
@@ -61,7 +62,9 @@ const APT_GET = [
  * apt({ name: ["tpm2-tools", "jq"] })
  * apt({ name: "spire-agent", deb: "/var/cache/omens/spire-agent_1.9.6_amd64.deb" })
  */
-export function apt(args: AptArgs & NamedResourceOptions & Omit<TaskOptions, "name">): Task {
+export function apt(
+  args: Deferrable<AptArgs> & NamedResourceOptions & Omit<TaskOptions, "name">,
+): Task {
   return makeNamedTask("apt", args, callerLocation());
 }
 

@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { dirname } from "node:path";
 import { outputTail } from "../command-error.js";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
@@ -58,7 +59,7 @@ const MISMATCH_EXIT = 65;
  * @example
  * getUrl({ url: "https://releases.example/spire-1.9.6.tar.gz", dest: "/opt/spire/spire.tar.gz", sha256: "5b1c...e0" })
  */
-export function getUrl(args: GetUrlArgs & TaskOptions): Task {
+export function getUrl(args: Deferrable<GetUrlArgs> & TaskOptions): Task {
   return makeTask("getUrl", args, callerLocation());
 }
 

@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { callerLocation, type Task, type TaskOptions } from "../dsl/task.js";
 import { makeNamedTask, type NamedResourceOptions } from "./named-task.js";
 import { quote, quoteArgv } from "../shell.js";
@@ -30,7 +31,9 @@ export type GroupFact = { kind: "absent" } | { kind: "group"; gid: number; membe
  * @example
  * group({ name: "spire", system: true })
  */
-export function group(args: GroupArgs & NamedResourceOptions & Omit<TaskOptions, "name">): Task {
+export function group(
+  args: Deferrable<GroupArgs> & NamedResourceOptions & Omit<TaskOptions, "name">,
+): Task {
   return makeNamedTask("group", args, callerLocation());
 }
 

@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { outputTail } from "../command-error.js";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
 import type { FileFact, HostReader } from "../facts/reader.js";
@@ -53,7 +54,7 @@ const REASON_ENTRIES = 5;
  * @example
  * unarchive({ src: "/opt/spire/spire-1.9.6.tar.gz", dest: "/opt/spire/1.9.6", stripComponents: 1 })
  */
-export function unarchive(args: UnarchiveArgs & TaskOptions): Task {
+export function unarchive(args: Deferrable<UnarchiveArgs> & TaskOptions): Task {
   return makeTask("unarchive", args, callerLocation());
 }
 

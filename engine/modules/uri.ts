@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { outputTail } from "../command-error.js";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
 import { isSecret, type Secret } from "../secret.js";
@@ -73,7 +74,7 @@ const BODY_TAIL = 400;
  * @example
  * uri({ url: "https://127.0.0.1:8200/v1/sys/health", caFile: "/etc/openbao/tls/ca.pem", json: true, register: "health" })
  */
-export function uri(args: UriArgs & TaskOptions): Task {
+export function uri(args: Deferrable<UriArgs> & TaskOptions): Task {
   return makeTask("uri", args, callerLocation());
 }
 

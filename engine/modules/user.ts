@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { callerLocation, type Task, type TaskOptions } from "../dsl/task.js";
 import { makeNamedTask, type NamedResourceOptions } from "./named-task.js";
 import { quote, quoteArgv } from "../shell.js";
@@ -65,7 +66,9 @@ export type UserFact =
  * @example
  * user({ name: "spire", system: true, home: "/var/lib/spire", shell: "/usr/sbin/nologin" })
  */
-export function user(args: UserArgs & NamedResourceOptions & Omit<TaskOptions, "name">): Task {
+export function user(
+  args: Deferrable<UserArgs> & NamedResourceOptions & Omit<TaskOptions, "name">,
+): Task {
   return makeNamedTask("user", args, callerLocation());
 }
 

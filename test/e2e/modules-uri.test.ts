@@ -1,7 +1,15 @@
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashHostTree, hostPath, ROOT, sshRoot } from "../helpers/lab.js";
+import {
+  hashHostTree,
+  hostPath,
+  labInventory,
+  omensPlay,
+  results,
+  ROOT,
+  sshRoot,
+} from "../helpers/lab.js";
 import { playTasks } from "./modules-helpers.js";
 
 const DIR = "/opt/omens-uri";
@@ -124,6 +132,19 @@ describe("uri from a lab host to services on its own loopback", () => {
     expect(run.results[0]?.error).toContain("status 200, but the body is not JSON");
     const missing = await playTasks([request({ url: `${PLAIN}/text`, bodyContains: "sealed" })]);
     expect(missing.results[0]?.error).toContain('the body does not contain "sealed"');
+  });
+
+  it("sends a header computed at run time from an earlier task's output", async () => {
+    sshRoot("auth", `echo tok-from-host-77 > ${DIR}/token`);
+    const run = await omensPlay([
+      "test/fixtures/modules/uri-deferred.ts",
+      "-i",
+      labInventory(),
+      "--json",
+      "-vvv",
+    ]);
+    expect(run.code, run.stdout).toBe(0);
+    expect(results(run).map((r) => r.status)).toEqual(["ok", "ok", "ok"]);
   });
 
   it("keeps a noLog request's token and response out of the output at -vvv", async () => {
