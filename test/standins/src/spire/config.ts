@@ -256,7 +256,15 @@ export function loadServerConfig(path: string) {
 function checkServer(conf: Conf) {
   const server = conf.server!;
   const td = server.trust_domain as string;
-  if (!/^[a-z0-9._-]+$/.test(td)) throw new ConfigError(`server.trust_domain: invalid "${td}"`);
+  if (!/^[a-z0-9._-]+$/.test(td))
+    throw new ConfigError(`server.trust_domain: invalid "${td}"`, "trust_domain");
+  for (const key of ["ca_key_type", "jwt_key_type"])
+    if (server[key] !== undefined && server[key] !== "ec-p256")
+      throw new ConfigError(
+        `server.${key}: "${String(server[key])}" is not supported by this server (only ec-p256)`,
+        key,
+      );
+  checkLogLevel(server, "server");
   const ds = onePlugin(conf, "DataStore", serverSchema);
   if (ds.data.database_type !== "sqlite3")
     throw new ConfigError(`DataStore "sql": only database_type "sqlite3" is supported here`);
@@ -269,8 +277,18 @@ export function loadAgentConfig(path: string) {
   return load(path, agentSchema, checkAgent);
 }
 
+function checkLogLevel(block: Record<string, unknown>, where: string) {
+  const level = block.log_level;
+  if (level !== undefined && !/^(debug|info|warn|error)$/i.test(String(level)))
+    throw new ConfigError(
+      `${where}.log_level: "${String(level)}" is not one of DEBUG, INFO, WARN, ERROR`,
+      "log_level",
+    );
+}
+
 function checkAgent(conf: Conf) {
   const agent = conf.agent!;
+  checkLogLevel(agent, "agent");
   const bootstraps = ["trust_bundle_path", "trust_bundle_url", "insecure_bootstrap"].filter(
     (k) => agent[k] !== undefined && agent[k] !== false,
   );
