@@ -255,7 +255,7 @@ describe("what the converged lab holds", () => {
 
   it("OpenBao accepts a JWT-SVID that the agent on spire gives the openbao user", () => {
     const script = [
-      "jwt=$(runuser -u openbao -- /usr/local/bin/spire-agent api fetch jwt -audience openbao -socketPath /run/spire/agent/api.sock | sed -n 's/^token(\\(.*\\))$/\\1/p;s/^\\t*\\(ey[A-Za-z0-9._-]*\\)$/\\1/p' | head -1)",
+      "jwt=$(runuser -u openbao -- /usr/local/bin/spire-agent api fetch jwt -audience openbao -socketPath /run/spire/agent/api.sock | grep -A1 '^token(' | tail -1 | tr -d ' \\t')",
       '[ -n "$jwt" ] || { echo "no JWT-SVID" >&2; exit 1; }',
       'BAO_ADDR=https://127.0.0.1:8200 BAO_CACERT=/etc/openbao/tls/ca.crt bao write -format=json auth/jwt/login role=spire-workload jwt="$jwt"',
     ].join("\n");
