@@ -61,7 +61,7 @@ describe("B14: a join-token agent with a cached SVID is upgraded in place", () =
 
     const back = await omensPlay([SPRINT1, "-i", inventory, "--json", "--limit", "auth"]);
     expect(back.code, back.stderr).toBe(0);
-  });
+  }, 300_000);
 
   it("names a spent token as the cause when an agent without its cache is started with it", async () => {
     sshRoot(

@@ -112,7 +112,7 @@ describe("sprint 1 and sprint 2 on a fresh lab", () => {
     expectClean(check, "sprint 1 --check");
     expect(changedTasks(check)).toEqual([]);
     expect(LAB_HOSTS.map(hashHostTree)).toEqual(before);
-  });
+  }, 600_000);
 
   it("sprint 2 applies cleanly, then a second run and a check run change nothing", async () => {
     expectClean(await play(SPRINT2), "sprint 2");
@@ -128,7 +128,7 @@ describe("sprint 1 and sprint 2 on a fresh lab", () => {
     const first = await play(SPRINT1);
     expectClean(first, "sprint 1 after sprint 2");
     expect(changedTasks(first)).toEqual([]);
-  });
+  }, 600_000);
 });
 
 describe("what the converged lab holds", () => {
@@ -310,5 +310,5 @@ describe("changing one variable", () => {
         .filter((t) => t.endsWith("restart"))
         .sort(),
     ).toEqual(["auth: spire-agent: restart", "ca: spire-agent: restart"]);
-  });
+  }, 600_000);
 });
