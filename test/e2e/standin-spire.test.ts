@@ -16,6 +16,8 @@ const AGENT_SOCK = "/run/spire/agent/public/api.sock";
 const S = `-socketPath ${SERVER_SOCK}`;
 const APP_USER = "omensapp";
 const DEVID = "/etc/spire/agent/devid";
+const CLEAN =
+  "systemctl stop spire-server spire-agent 2>/dev/null; systemctl reset-failed 2>/dev/null; rm -rf /etc/spire /var/lib/spire /run/spire /etc/systemd/system/spire-*.service; systemctl daemon-reload";
 
 interface Run {
   code: number;
@@ -229,10 +231,7 @@ describe("SPIRE stand-ins on lab hosts", () => {
       });
     }
     for (const host of ["spire", "auth"] as const) {
-      ok(
-        host,
-        "systemctl stop spire-server spire-agent 2>/dev/null; systemctl reset-failed 2>/dev/null; rm -rf /etc/spire /var/lib/spire /run/spire /etc/systemd/system/spire-*.service; systemctl daemon-reload",
-      );
+      ok(host, CLEAN);
       for (const bin of ["spire-server", "spire-agent"])
         put(host, `/usr/local/bin/${bin}`, readFileSync(join(out, bin), "utf8"), "0755");
     }
@@ -246,9 +245,14 @@ describe("SPIRE stand-ins on lab hosts", () => {
     put("spire", "/etc/spire/server/ek-ca.pem", readFileSync(lab().tpmCa.issuer, "utf8"));
   });
 
+  // Leave the hosts as the test found them: no units, configs, data, binaries or DevID.
   afterAll(() => {
     for (const host of ["spire", "auth"] as const)
-      sh(host, "systemctl stop spire-server spire-agent 2>/dev/null; true");
+      sh(
+        host,
+        `${CLEAN}; rm -f /usr/local/bin/spire-server /usr/local/bin/spire-agent /tmp/svid-app/*`,
+      );
+    sh("auth", `rm -rf /root/devid-ca; userdel ${APP_USER} 2>/dev/null; true`);
   });
 
   it("rejects unknown and missing config keys, naming the file and line", () => {
