@@ -60,7 +60,7 @@ interface Valid {
   entries: (Entry & { parentId: string })[];
 }
 
-const spireEntriesModule: ModuleDefinition<Valid, Facts> = {
+export const spireEntriesModule: ModuleDefinition<Valid, Facts> = {
   name: "spireEntries",
   validate(raw, where) {
     const args = new ArgReader("spireEntries", raw, where, [
