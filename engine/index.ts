@@ -36,3 +36,4 @@ export { group, type GroupArgs } from "./modules/group.js";
 export { uri, type UriArgs, type UriResult } from "./modules/uri.js";
 export { apt, type AptArgs } from "./modules/apt.js";
 export type { NamedResourceOptions } from "./modules/named-task.js";
+export { authorizedKey, type AuthorizedKeyArgs } from "./modules/authorized-key.js";

@@ -1,6 +1,7 @@
 import { inputError, type Where } from "../errors.js";
 import { aptModule } from "./apt.js";
 import { assertModule } from "./assert.js";
+import { authorizedKeyModule } from "./authorized-key.js";
 import { commandModule } from "./command.js";
 import { copyModule } from "./copy.js";
 import { fileModule } from "./file.js";
@@ -40,6 +41,7 @@ const modules = new Map<string, AnyModule>(
     groupModule,
     uriModule,
     aptModule,
+    authorizedKeyModule,
   ].map((m) => [m.name, m as AnyModule]),
 );
 
