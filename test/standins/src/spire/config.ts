@@ -265,6 +265,21 @@ function checkServer(conf: Conf) {
         key,
       );
   checkLogLevel(server, "server");
+  const federation = server.federation as Record<string, Record<string, unknown>> | undefined;
+  const endpoint = federation?.bundle_endpoint;
+  if (endpoint) {
+    const profile = endpoint.profile as Labelled | undefined;
+    if (!profile)
+      throw new ConfigError(
+        'server.federation.bundle_endpoint: a profile is required ("https_spiffe" or "https_web")',
+        "bundle_endpoint",
+      );
+    if (profile.label === "https_web" && !profile.body.serving_cert_file)
+      throw new ConfigError(
+        'server.federation.bundle_endpoint.profile "https_web": only serving_cert_file is supported by this server (acme needs the internet)',
+        "profile",
+      );
+  }
   const ds = onePlugin(conf, "DataStore", serverSchema);
   if (ds.data.database_type !== "sqlite3")
     throw new ConfigError(`DataStore "sql": only database_type "sqlite3" is supported here`);
