@@ -253,14 +253,19 @@ describe("what the converged lab holds", () => {
     expect(policy.path).toEqual([{ "secret/data/spire/*": [{ capabilities: ["read"] }] }]);
   });
 
-  it("OpenBao accepts a JWT-SVID that the agent on spire gives the openbao user", () => {
-    const script = [
-      "jwt=$(runuser -u openbao -- /usr/local/bin/spire-agent api fetch jwt -audience openbao -socketPath /run/spire/agent/api.sock | grep -A1 '^token(' | tail -1 | tr -d ' \\t')",
-      '[ -n "$jwt" ] || { echo "no JWT-SVID" >&2; exit 1; }',
-      'BAO_ADDR=https://127.0.0.1:8200 BAO_CACERT=/etc/openbao/tls/ca.crt bao write -format=json auth/jwt/login role=spire-workload jwt="$jwt"',
-    ].join("\n");
-    const login = JSON.parse(sshRoot("spire", script)) as { auth: { policies: string[] } };
-    expect(login.auth.policies).toContain("spire-workload-policy");
+  it("OpenBao accepts a JWT-SVID that the agent on spire gives the openbao user, for its audience only", () => {
+    const login = (audience: string) =>
+      sshRoot(
+        "spire",
+        [
+          `jwt=$(runuser -u openbao -- /usr/local/bin/spire-agent api fetch jwt -audience ${audience} -socketPath /run/spire/agent/api.sock | grep -A1 '^token(' | tail -1 | tr -d ' \\t')`,
+          '[ -n "$jwt" ] || { echo "no JWT-SVID" >&2; exit 1; }',
+          'BAO_ADDR=https://127.0.0.1:8200 BAO_CACERT=/etc/openbao/tls/ca.crt bao write -format=json auth/jwt/login role=spire-workload jwt="$jwt" 2>/dev/null',
+        ].join("\n"),
+      );
+    const accepted = JSON.parse(login("openbao")) as { auth: { policies: string[] } };
+    expect(accepted.auth.policies).toContain("spire-workload-policy");
+    expect(() => login("someone-else")).toThrow();
   });
 });
 
