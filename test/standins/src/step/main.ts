@@ -3,6 +3,7 @@ import * as jose from "jose";
 import { createHash, randomBytes, X509Certificate } from "node:crypto";
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import https from "node:https";
+import { isIP } from "node:net";
 import { fail, parseFlags, type Flags } from "../common/cli.js";
 import { parseDuration } from "../common/hcl.js";
 import { allSans, parseCsr, pemCerts } from "../step-ca/x509.js";
@@ -90,7 +91,7 @@ function request(
       {
         method: body === undefined ? "GET" : "POST",
         ca: ca.rootPem,
-        servername: ca.url.hostname,
+        ...(isIP(ca.url.hostname) ? {} : { servername: ca.url.hostname }),
         headers: { "Content-Type": "application/json", "User-Agent": `Smallstep CLI/${VERSION}` },
         timeout: 15_000,
       },
