@@ -13,9 +13,6 @@ import {
   type Flags,
 } from "../common/cli.js";
 import { writeFileAtomic } from "../common/files.js";
-import { ConfigError } from "../common/hcl.js";
-import { loadAgentConfig } from "../spire/config.js";
-import { Agent, agentSettings } from "./agent.js";
 
 const DEFAULT_SOCKET = "/tmp/spire-agent/public/api.sock";
 const USAGE = `Usage: spire-agent [--version] [--help] <command> [<args>]
@@ -49,8 +46,11 @@ async function main(argv: string[]): Promise<number> {
   return 127;
 }
 
-function config(f: Flags) {
+// The daemon and the config parser load only when needed: the API commands start faster.
+async function config(f: Flags) {
   const path = need(f, "config");
+  const { ConfigError } = await import("../common/hcl.js");
+  const { loadAgentConfig } = await import("../spire/config.js");
   try {
     return loadAgentConfig(path);
   } catch (e) {
@@ -65,8 +65,9 @@ async function run(argv: string[]): Promise<number> {
     ["config", "joinToken", "joinTokenFile", "logLevel", "serverAddress", "serverPort"],
     ["expandEnv"],
   );
-  const c = config(f);
-  let agent: Agent;
+  const c = await config(f);
+  const { Agent, agentSettings } = await import("./agent.js");
+  let agent: InstanceType<typeof Agent>;
   try {
     agent = new Agent(
       agentSettings(c, {
@@ -91,9 +92,11 @@ async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-function validate(argv: string[]): number {
+async function validate(argv: string[]): Promise<number> {
   const f = parseKnownFlags(argv, ["config"], ["expandEnv"]);
-  agentSettings(config(f), {});
+  const c = await config(f);
+  const { agentSettings } = await import("./agent.js");
+  agentSettings(c, {});
   process.stdout.write("SPIRE agent configuration file is valid.\n");
   return 0;
 }

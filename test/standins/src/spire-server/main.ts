@@ -9,8 +9,6 @@ import {
   parseKnownFlags,
   type Flags,
 } from "../common/cli.js";
-import { ConfigError } from "../common/hcl.js";
-import { loadServerConfig } from "../spire/config.js";
 import {
   agentJson,
   agentPretty,
@@ -22,7 +20,6 @@ import {
   type AgentRecord,
   type EntryRecord,
 } from "../spire/shared.js";
-import { Server, serverSettings } from "./run.js";
 
 const DEFAULT_SOCKET = "/tmp/spire-server/private/api.sock";
 const USAGE = `Usage: spire-server [--version] [--help] <command> [<args>]
@@ -69,8 +66,11 @@ async function main(argv: string[]): Promise<number> {
   return 127;
 }
 
-function config(f: Flags) {
+// The daemon and the config parser load only when needed: the API commands start faster.
+async function config(f: Flags) {
   const path = need(f, "config");
+  const { ConfigError } = await import("../common/hcl.js");
+  const { loadServerConfig } = await import("../spire/config.js");
   try {
     return loadServerConfig(path);
   } catch (e) {
@@ -81,8 +81,9 @@ function config(f: Flags) {
 
 async function run(argv: string[]): Promise<number> {
   const f = parseKnownFlags(argv, ["config", "logLevel"], ["expandEnv"]);
-  const c = config(f);
-  let server: Server;
+  const c = await config(f);
+  const { Server, serverSettings } = await import("./run.js");
+  let server: InstanceType<typeof Server>;
   try {
     server = new Server(serverSettings(c));
     await server.start();
@@ -102,9 +103,10 @@ async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
-function validate(argv: string[]): number {
+async function validate(argv: string[]): Promise<number> {
   const f = parseKnownFlags(argv, ["config"], ["expandEnv"]);
-  const c = config(f);
+  const c = await config(f);
+  const { serverSettings } = await import("./run.js");
   try {
     serverSettings(c);
   } catch (e) {
