@@ -302,9 +302,10 @@ export class Agent {
     this.bundle = bundle;
   }
 
+  /** Past half its life, counted from issuance (the server backdates notBefore by 10 s). */
   private needsRenewal(): boolean {
     const leaf = this.svid.chain[0]!;
-    const from = new Date(leaf.validFrom).getTime();
+    const from = new Date(leaf.validFrom).getTime() + 10_000;
     const to = new Date(leaf.validTo).getTime();
     return Date.now() > from + (to - from) / 2;
   }
