@@ -20,15 +20,20 @@ export type Op =
   | { kind: "remove"; path: string }
   | { kind: "symlink"; path: string; target: string; owner?: string; group?: string }
   | { kind: "touch"; path: string }
-  | {
-      kind: "exec";
-      command: string;
-      /** Shown in output instead of the command when it carries secrets. */
-      display?: string;
-      stdin?: Buffer | string;
-      /** A non-zero exit is a failure unless the module decides (command uses failedWhen). */
-      allowFailure?: boolean;
-    };
+  | ExecOp
+  /** A command that creates or changes `path`, so check mode knows later facts may differ. */
+  | (ExecOp & { path: string });
+
+/** A remote command a plan runs. */
+export interface ExecOp {
+  kind: "exec";
+  command: string;
+  /** Shown in output instead of the command when it carries secrets. */
+  display?: string;
+  stdin?: Buffer | string;
+  /** A non-zero exit is a failure unless the module decides (command uses failedWhen). */
+  allowFailure?: boolean;
+}
 
 /** What a module decided for one host. */
 export interface Plan {
