@@ -10,7 +10,7 @@ import { lintInventory } from "./inventory.js";
 import { errorFinding, modelPlaybook, type LintModel } from "./model.js";
 import { RULES } from "./rules/index.js";
 import { applySkips, type Suppressed } from "./skip.js";
-import { typecheck } from "./typecheck.js";
+import { typecheckInThread } from "./typecheck-thread.js";
 
 /** What to lint. */
 export interface LintOptions {
@@ -47,9 +47,14 @@ export async function lint(options: LintOptions): Promise<LintReport> {
     model.problems.push(...findings);
     if (inventory) model.inventories.push(inventory);
   }
-  if (options.typecheck !== false) model.problems.push(...typecheck(files.map((f) => f.file)));
+  const types =
+    options.typecheck === false ? Promise.resolve([]) : typecheckInThread(files.map((f) => f.file));
   for (const { file, fromFolder } of files) await addPlaybook(model, file, fromFolder);
-  const found = [...model.problems, ...RULES.flatMap((rule) => rule.check(model))];
+  const found = [
+    ...model.problems,
+    ...RULES.flatMap((rule) => rule.check(model)),
+    ...(await types),
+  ];
   const { active, suppressed } = applySkips(found, model);
   return {
     findings: merge(active),
