@@ -43,6 +43,8 @@ export async function lint(options: LintOptions): Promise<LintReport> {
   const files = options.paths.flatMap(discover);
   const model: LintModel = { inventories: [], playbooks: [], problems: [] };
   for (const file of options.inventories.map((f) => resolve(f))) {
+    if (!existsSync(file))
+      throw inputError("usage", "LINT_INVENTORY", `inventory not found: ${file}`, { file });
     const { inventory, findings } = lintInventory(file);
     model.problems.push(...findings);
     if (inventory) model.inventories.push(inventory);
@@ -97,19 +99,24 @@ async function isHelperModule(error: unknown, file: string): Promise<boolean> {
   return module.default === undefined;
 }
 
-/** Silenced findings merged like active ones; the reason is the skip's, on the task or play. */
+/** Silenced findings merged like active ones, each keeping the reason its skip gave. */
 function mergeSuppressed(suppressed: Suppressed[]): Suppressed[] {
+  const reasons = new Map(suppressed.map((s) => [mergeKey(s.finding), s.reason]));
   return merge(suppressed.map((s) => s.finding)).map((finding) => ({
     finding,
-    reason: (finding.task?.options.lint ?? finding.play?.lint)?.reason ?? "",
+    reason: reasons.get(mergeKey(finding)) ?? "",
   }));
+}
+
+function mergeKey(finding: Finding): string {
+  return `${finding.rule}|${placeKey(finding.where)}|${finding.level}|${finding.message}`;
 }
 
 /** One finding per rule, place and message; the hosts it holds for are gathered. */
 function merge(findings: Finding[]): Finding[] {
   const merged = new Map<string, Finding>();
   for (const finding of findings) {
-    const key = `${finding.rule}|${placeKey(finding.where)}|${finding.level}|${finding.message}`;
+    const key = mergeKey(finding);
     const existing = merged.get(key);
     if (!existing)
       merged.set(key, { ...finding, ...(finding.hosts ? { hosts: [...finding.hosts] } : {}) });

@@ -227,6 +227,18 @@ describe("omens-play lint: clean input", () => {
     ]);
   });
 
+  it("an inventory line silences its own finding with an omens-lint comment and a reason", async () => {
+    const report = await lint({
+      paths: [fixture("clean.ts")],
+      inventories: [fixture("secret-plain-var-skipped.yaml")],
+      typecheck: false,
+    });
+    expect(report.findings).toEqual([]);
+    expect(report.suppressed.map((s) => [s.finding.rule, s.finding.where.line, s.reason])).toEqual([
+      ["secret-plain-var", 11, "a throw-away token of the test lab"],
+    ]);
+  });
+
   it("the shipped playbooks are clean against the lab and production inventories", async () => {
     const report = await lint({
       paths: [join(root, "playbooks")],
@@ -350,5 +362,8 @@ describe("omens-play lint: the command line", () => {
     const missing = await cli("no/such/playbooks", "--no-typecheck");
     expect(missing.code).toBe(5);
     expect(missing.stdout).toContain("no such file or folder: no/such/playbooks");
+    const inventory = await cli("playbooks", "-i", "no/such.yaml", "--no-typecheck");
+    expect(inventory.code).toBe(5);
+    expect(inventory.stdout).toContain("inventory not found");
   }, 30_000);
 });
