@@ -6,6 +6,7 @@ import { ensureBecomePasswords } from "./become-password.js";
 import { describeError, inputError, OmensError, toOmensError } from "./errors.js";
 import type { EventSink } from "./events.js";
 import { loadInventory } from "./inventory/load.js";
+import { matchHosts } from "./inventory/patterns.js";
 import { jsonRenderer } from "./output/json.js";
 import { plainRenderer, type Terminal } from "./output/plain.js";
 import { ttyRenderer } from "./output/tty.js";
@@ -135,6 +136,8 @@ async function play(options: CliOptions, terminal: Terminal): Promise<number> {
   );
   const sink = chooseRenderer(options, terminal);
   sink({ kind: "run-start", playbook: playbook.name, check: options.check, hosts });
+  for (const term of options.limit ? matchHosts(inventory, options.limit).unmatched : [])
+    sink({ kind: "warning", message: `--limit: pattern '${term}' matched no hosts` });
   if (hosts.length === 0) warnNothing(options, sink);
   const controller = new AbortController();
   const onSigint = () => interrupt(controller, sink);

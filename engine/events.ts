@@ -42,6 +42,8 @@ export type OmensEvent =
       error?: string;
       handler?: boolean;
       item?: string;
+      /** The host the task ran on, when it delegated there. */
+      delegatedTo?: string;
       durationMs: number;
       check: boolean;
     }

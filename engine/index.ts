@@ -10,6 +10,7 @@ export {
 export { defineRole, type RoleContext, type RoleFactory, type RoleSpec } from "./dsl/role.js";
 export type { HandlerRef, Task, TaskContext, TaskOptions, TaskResult } from "./dsl/task.js";
 export { Secret } from "./secret.js";
+export { deferred, type Deferred, type Deferrable } from "./dsl/deferred.js";
 export { Type, type Static } from "@sinclair/typebox";
 export { file, type FileArgs } from "./modules/file.js";
 export { copy, type CopyArgs } from "./modules/copy.js";

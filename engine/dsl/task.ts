@@ -52,6 +52,14 @@ export interface TaskOptions {
   become?: boolean;
   /** Continue with the host even if this task fails. */
   ignoreErrors?: boolean;
+  /**
+   * Runs the task on this inventory host instead, over its connection, with the variables of
+   * the host the task is for; the result is registered on (and reported for) that host.
+   *
+   * @example
+   * command({ argv: ["spire-server", "agent", "list"], delegateTo: "spire", register: "agents" })
+   */
+  delegateTo?: string;
   tags?: string[];
   /**
    * Silences lint rules for this task only, with the reason a reviewer reads. The run ignores it.
@@ -73,6 +81,7 @@ const TASK_OPTION_KEYS = [
   "failedWhen",
   "become",
   "ignoreErrors",
+  "delegateTo",
   "tags",
   "lint",
 ] as const satisfies readonly (keyof TaskOptions)[];

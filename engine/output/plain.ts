@@ -70,13 +70,14 @@ function renderResult(
 ) {
   const status = event.check && event.status === "changed" ? "would change" : event.status;
   const task = `${event.handler ? "handler " : ""}${event.task}`;
+  const host = event.delegatedTo ? `${event.host} -> ${event.delegatedTo}` : event.host;
   const symbol = paint(COLOR[event.status], SYMBOL[event.status].padEnd(2));
   const reason =
     event.reason && event.status !== "failed" && event.status !== "unreachable"
       ? `  ${event.reason}`
       : "";
   out(
-    `  ${symbol} ${task.padEnd(52)} ${event.host.padEnd(8)} ${paint(COLOR[event.status], status)}${reason} (${event.durationMs} ms)`,
+    `  ${symbol} ${task.padEnd(52)} ${host.padEnd(8)} ${paint(COLOR[event.status], status)}${reason} (${event.durationMs} ms)`,
   );
   if (event.error) out(indent(event.error, 6));
   if (showDiff && event.diff) event.diff.forEach((d) => out(renderDiff(d, paint)));

@@ -7,12 +7,17 @@ import type { AnyModule } from "../modules/types.js";
 import type { Play } from "../dsl/playbook.js";
 import type { RoleUse } from "../dsl/role.js";
 import type { HandlerRef, Task } from "../dsl/task.js";
+import { hasDeferred } from "../dsl/deferred.js";
+import { hiddenLabel, maskArgumentValues } from "./no-log.js";
 
 /** A task ready to run on one host: module found, arguments validated, handlers resolved. */
 export interface CompiledTask {
   task: Task;
   module: AnyModule;
+  /** Validated arguments; undefined when some are deferred (validated when the task runs). */
   args: unknown;
+  /** Some arguments are computed per host at run time. */
+  deferred: boolean;
   name: string;
   /** Variables for templates and predicates: host vars, play vars, then role vars. */
   vars: Record<string, unknown>;
@@ -134,15 +139,26 @@ function compileTask(
       { host },
     );
   }
-  const where = { ...task.where, host };
+  const where: Where = {
+    ...task.where,
+    host,
+    ...(task.options.name === undefined ? {} : { task: task.options.name }),
+  };
   const module = getModule(task.module, where);
-  const args = module.validate({ ...task.args }, where);
-  const label = module.label(args);
+  const deferred = hasDeferred(task.args);
+  const noLog = task.options.noLog === true;
+  const args = deferred ? undefined : validateArgs(module, task, where);
+  const label = noLog
+    ? hiddenLabel(module.name, task.where)
+    : deferred
+      ? `${module.name} (arguments decided at run time)`
+      : module.label(args);
   const name = task.options.name ?? (role ? `${role}: ${label}` : label);
   const compiled: CompiledTask = {
     task,
     module,
     args,
+    deferred,
     name,
     vars,
     baseDir,
@@ -153,6 +169,15 @@ function compileTask(
   if (notify !== undefined)
     pendingNotify.push({ task: compiled, refs: Array.isArray(notify) ? notify : [notify] });
   return compiled;
+}
+
+/** A noLog task's argument errors name the argument but never echo its value. */
+function validateArgs(module: AnyModule, task: Task, where: Where): unknown {
+  try {
+    return module.validate({ ...task.args }, where);
+  } catch (error) {
+    throw task.options.noLog === true ? maskArgumentValues(error, task.args) : error;
+  }
 }
 
 function buildHandlers(

@@ -1,5 +1,5 @@
 import { emptyCounts, type EventSink, type HostCounts } from "../events.js";
-import { type OmensError } from "../errors.js";
+import { inputError, OmensError } from "../errors.js";
 import type { Inventory, InventoryHost } from "../inventory/load.js";
 import { matchHosts } from "../inventory/patterns.js";
 import type { Connection } from "../connection/types.js";
@@ -24,12 +24,18 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** How to reach a host; tests and benchmarks may swap it. */
   connect?: (host: InventoryHost) => Connection;
+  /** Set by the runner: the connection of another host, for tasks with `delegateTo`. */
+  delegate?: (host: string) => Promise<Connection>;
 }
 
 /** Per-host state across the plays of one run. */
 export interface HostState {
   host: InventoryHost;
   connection?: Connection;
+  /** False for a host only tasks of other hosts delegated to: it has no recap line. */
+  inPlay: boolean;
+  /** The connection being opened, shared by everyone who needs it meanwhile. */
+  connecting?: Promise<Connection>;
   status: "active" | "failed" | "unreachable";
   counts: HostCounts;
   registered: Record<string, TaskResult>;
@@ -87,8 +93,22 @@ export function preparePlaybook(
     const compiled = new Map(
       hosts.map((h) => [h, compileHost(play, inventory.hosts.get(h) as InventoryHost, file)]),
     );
+    compiled.forEach((c) => checkDelegates(c, inventory));
     return { play, hosts, compiled, unmatched: match.unmatched };
   });
+}
+
+function checkDelegates(compiled: CompiledHost, inventory: Inventory) {
+  for (const task of [...compiled.tasks, ...compiled.handlers]) {
+    const target = task.task.options.delegateTo;
+    if (target === undefined || inventory.hosts.has(target)) continue;
+    throw inputError(
+      "playbook",
+      "DELEGATE_UNKNOWN",
+      `task "${task.name}" delegates to "${target}", which is not a host of the inventory`,
+      task.task.where,
+    );
+  }
 }
 
 /** Runs prepared plays in order, host batches in parallel up to `forks`. */
@@ -99,11 +119,13 @@ export async function runPlaybook(
 ): Promise<RunResult> {
   const started = Date.now();
   const states = new Map<string, HostState>();
-  const stateOf = (name: string) => {
+  const stateOf = (name: string, inPlay = true) => {
     let state = states.get(name);
-    if (!state) {
+    if (state) state.inPlay ||= inPlay;
+    else {
       state = {
         host: inventory.hosts.get(name) as InventoryHost,
+        inPlay,
         status: "active",
         counts: emptyCounts(),
         registered: {},
@@ -114,9 +136,10 @@ export async function runPlaybook(
     }
     return state;
   };
+  const delegate = async (name: string) => connectionOf(stateOf(name, false), options);
   try {
     for (const prepared of plays) {
-      const stop = await runPlay(prepared, stateOf, options);
+      const stop = await runPlay(prepared, stateOf, { ...options, delegate });
       if (stop || options.signal?.aborted) break;
     }
   } finally {
@@ -133,13 +156,13 @@ export async function runPlaybook(
 }
 
 function summarize(states: Map<string, HostState>, options: RunOptions): RunResult {
-  const all = [...states.values()];
+  const all = [...states.values()].filter((s) => s.inPlay);
   return {
     hosts: Object.fromEntries(all.map((s) => [s.host.name, s.counts])),
     failed: all.filter((s) => s.status === "failed").map((s) => s.host.name),
     unreachable: all.filter((s) => s.status === "unreachable").map((s) => s.host.name),
     interrupted: options.signal?.aborted ?? false,
-    commands: all.reduce((n, s) => n + (s.connection?.commandCount ?? 0), 0),
+    commands: [...states.values()].reduce((n, s) => n + (s.connection?.commandCount ?? 0), 0),
   };
 }
 
@@ -270,7 +293,7 @@ async function ensureConnected(
 ): Promise<boolean> {
   if (state.connection) return true;
   try {
-    state.connection = await openConnection(state.host, options.connect);
+    await connectionOf(state, options);
     return true;
   } catch (error) {
     const err = error as OmensError;
@@ -282,7 +305,7 @@ async function ensureConnected(
       task,
       host: state.host.name,
       status: "unreachable",
-      error: describeUnreachable(err),
+      error: describeUnreachable(state.host.name, err),
       durationMs: 0,
       check: options.check,
     });
@@ -290,8 +313,21 @@ async function ensureConnected(
   }
 }
 
-function describeUnreachable(error: OmensError): string {
-  return error.hint ? `${error.message}\n  hint: ${error.hint}` : error.message;
+/** The host's connection, opened once however many tasks (or delegating hosts) ask at once. */
+async function connectionOf(state: HostState, options: RunOptions): Promise<Connection> {
+  if (state.connection) return state.connection;
+  state.connecting ??= openConnection(state.host, options.connect);
+  try {
+    state.connection = await state.connecting;
+    return state.connection;
+  } finally {
+    delete state.connecting;
+  }
+}
+
+function describeUnreachable(host: string, error: OmensError): string {
+  const message = `host ${host}: ${error.message}`;
+  return error.hint ? `${message}\n  hint: ${error.hint}` : message;
 }
 
 /** Runs work over items with at most `limit` at a time. */

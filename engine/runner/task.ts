@@ -4,7 +4,9 @@ import { HostReader } from "../facts/reader.js";
 import type { TaskContext, TaskResult } from "../dsl/task.js";
 import type { Plan, PlanContext } from "../modules/types.js";
 import { maskSecrets } from "../secret.js";
+import { resolveDeferred } from "../dsl/deferred.js";
 import { applyOps } from "./apply.js";
+import { maskArgumentValues } from "./no-log.js";
 import type { CompiledTask } from "./compile.js";
 import type { HostState, RunOptions } from "./run.js";
 
@@ -32,6 +34,8 @@ export async function runTask(
   const host = state.host.name;
   const where: Where = { ...task.task.where, host, task: task.name };
   const check = task.task.options.checkMode ?? options.check;
+  const target = task.task.options.delegateTo;
+  const delegatedTo = target === undefined || target === host ? undefined : target;
   const context: TaskContext = { host, vars: task.vars, registered: state.registered, check };
   options.sink({
     kind: "task-start",
@@ -54,6 +58,7 @@ export async function runTask(
       reason,
       ...extra,
       ...(handler ? { handler } : {}),
+      ...(delegatedTo === undefined ? {} : { delegatedTo }),
       durationMs: Date.now() - started,
       check,
     });
@@ -105,9 +110,8 @@ async function planAndApply(
   where: Where,
   options: RunOptions,
 ): Promise<Applied> {
-  const connection = state.connection;
-  if (!connection)
-    throw new OmensError("no connection for a running task", { code: "BUG", family: "bug", where });
+  const connection = await taskConnection(state, task, where, options);
+  const args = taskArgs(task, context, where);
   const become = task.task.options.become;
   const planContext: PlanContext = {
     host: context.host,
@@ -120,8 +124,8 @@ async function planAndApply(
     baseDir: task.baseDir,
   };
   const reader = new HostReader(connection, where, become);
-  const facts = await task.module.facts(task.args, reader, planContext);
-  const plan = task.module.plan(task.args, facts, planContext);
+  const facts = await task.module.facts(args, reader, planContext);
+  const plan = task.module.plan(args, facts, planContext);
   const runs = plan.status === "changed" && (!context.check || plan.readOnly === true);
   let status = plan.status;
   let reason = plan.reason;
@@ -131,7 +135,9 @@ async function planAndApply(
       status = "skipped";
       reason = `check mode: ${stale} would be changed by an earlier task, so this task cannot be planned yet (${plan.reason})`;
     }
-    plan.ops.forEach((op) => "path" in op && state.simulated.add(op.path));
+    // Paths of a delegated task are another host's: they do not make this host's facts stale.
+    if (task.task.options.delegateTo === undefined)
+      plan.ops.forEach((op) => "path" in op && state.simulated.add(op.path));
   }
   let extra: Record<string, unknown> = plan.result ?? {};
   if (runs) {
@@ -150,7 +156,7 @@ async function planAndApply(
         !noLog &&
         options.sink({ kind: "command-output", host: context.host, rc, stdout, stderr }),
     });
-    const finished = task.module.finish?.(task.args, plan, output);
+    const finished = task.module.finish?.(args, plan, output);
     if (finished) ({ status, reason } = finished);
     extra = { ...extra, ...(finished?.result ?? {}) };
   }
@@ -162,6 +168,52 @@ async function planAndApply(
     ...extra,
   };
   return { plan, result, status, reason };
+}
+
+/** The connection a task runs over: its host's, or the one it delegates to. */
+async function taskConnection(
+  state: HostState,
+  task: CompiledTask,
+  where: Where,
+  options: RunOptions,
+) {
+  const target = task.task.options.delegateTo;
+  if (target === undefined || target === state.host.name) {
+    if (state.connection) return state.connection;
+    throw new OmensError("no connection for a running task", { code: "BUG", family: "bug", where });
+  }
+  if (!options.delegate)
+    throw new OmensError("delegateTo used outside a run", { code: "BUG", family: "bug", where });
+  try {
+    return await options.delegate(target);
+  } catch (error) {
+    // The delegate's failure is this task's failure: the host itself is still reachable.
+    throw new OmensError(
+      `cannot reach ${target}, which this task delegates to: ${(error as Error).message}`,
+      { code: "DELEGATE_UNREACHABLE", family: "task", where, cause: error },
+    );
+  }
+}
+
+/** The task's arguments for this host: deferred values computed now, then validated. */
+function taskArgs(task: CompiledTask, context: TaskContext, where: Where): unknown {
+  if (!task.deferred) return task.args;
+  let raw: Record<string, unknown>;
+  try {
+    raw = resolveDeferred(task.task.args, context);
+  } catch (error) {
+    throw new OmensError(`a deferred argument failed: ${(error as Error).message}`, {
+      code: "DEFERRED_FAILED",
+      family: "task",
+      where,
+      cause: error,
+    });
+  }
+  try {
+    return task.module.validate(raw, where);
+  } catch (error) {
+    throw task.task.options.noLog === true ? maskArgumentValues(error, raw) : error;
+  }
 }
 
 function finishTask(
