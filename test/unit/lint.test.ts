@@ -42,6 +42,12 @@ const broken: {
   { playbook: "command-changed.ts", rule: "command-changed", file: "command-changed.ts", line: 6 },
   { playbook: "risky-octal.ts", rule: "risky-octal", file: "risky-octal.ts", line: 8 },
   { playbook: "task-invalid.ts", rule: "task-invalid", file: "task-invalid.ts", line: 6 },
+  {
+    playbook: "task-invalid-delegate.ts",
+    rule: "task-invalid",
+    file: "task-invalid-delegate.ts",
+    line: 7,
+  },
   { playbook: "playbook-load.ts", rule: "playbook-load", file: "playbook-load.ts", line: 5 },
   {
     playbook: "template-render.ts",
