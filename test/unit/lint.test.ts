@@ -233,6 +233,10 @@ describe("omens-play lint: clean input", () => {
     ]);
   });
 
+  it("a template whose when is false for a host from its variables is not rendered there", async () => {
+    expect(await findings("template-when.ts")).toEqual([]);
+  });
+
   it("an inventory line silences its own finding with an omens-lint comment and a reason", async () => {
     const report = await lint({
       paths: [fixture("clean.ts")],

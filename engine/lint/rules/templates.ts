@@ -71,7 +71,27 @@ function renders(model: LintModel): Render[] {
 
 function* templateTasks(model: LintModel) {
   for (const entry of allTasks(model))
-    if (entry.item.task.module === "template" && entry.item.args !== undefined) yield entry;
+    if (
+      entry.item.task.module === "template" &&
+      entry.item.args !== undefined &&
+      mayRun(entry.item)
+    )
+      yield entry;
+}
+
+/**
+ * False when the task's `when` is false for this host from its variables alone, so the run
+ * would not render it there. A `when` that needs registered results cannot be decided: the
+ * template is rendered, as the run may.
+ */
+function mayRun(item: LintTask): boolean {
+  const when = item.task.options.when;
+  if (!when) return true;
+  try {
+    return when({ host: item.host, vars: item.vars, registered: {}, check: true }) !== false;
+  } catch {
+    return true;
+  }
 }
 
 function render(item: LintTask): Render {
