@@ -144,10 +144,10 @@ describe("omens-play lint: one broken fixture per check", () => {
 });
 
 describe("omens-play lint: what the findings say", () => {
-  it("a numeric mode names the 0o value and the string to write", async () => {
+  it("a numeric mode names the task, the 0o value and the string to write (B05)", async () => {
     const [finding] = await findings("risky-octal.ts");
     expect(finding?.message).toBe(
-      'mode is the number 2755, which means 0o5303, not 0o2755; write mode: "2755"',
+      'task "the shared folder": mode is the number 2755, which means 0o5303, not 0o2755; write mode: "2755"',
     );
   });
 
