@@ -89,7 +89,13 @@ async function addPlaybook(model: LintModel, file: string, fromFolder: boolean) 
     model.playbooks.push(modelPlaybook(file, playbook, model.inventories, model.problems));
   } catch (error) {
     if (fromFolder && (await isHelperModule(error, file))) return;
-    model.problems.push(errorFinding("playbook-load", error, file));
+    const finding = errorFinding("playbook-load", error, file);
+    const loading = error instanceof OmensError && error.code === "PLAYBOOK_LOAD";
+    model.problems.push(
+      loading
+        ? { ...finding, message: `loading the playbook failed: ${finding.message}` }
+        : finding,
+    );
   }
 }
 
@@ -112,7 +118,11 @@ function mergeKey(finding: Finding): string {
   return `${finding.rule}|${placeKey(finding.where)}|${finding.level}|${finding.message}`;
 }
 
-/** One finding per rule, place and message; the hosts it holds for are gathered. */
+/**
+ * One finding per rule, place and message; the hosts it holds for are gathered.
+ * Known limit: hosts are named as in their inventory, so with several inventories that share
+ * host names a host list does not say which inventory it came from (the message's source does).
+ */
 function merge(findings: Finding[]): Finding[] {
   const merged = new Map<string, Finding>();
   for (const finding of findings) {

@@ -22,6 +22,7 @@ const SECRET_WORDS = new Set([
 /**
  * A name that holds a secret: its last word is password, token, secret, key... (`joinToken`,
  * `db_password`, `unsealKey`), but not `publicKey`, `tokenTtl` or `keyFile`.
+ * Known limit: it is a naming rule; a secret under another name (`jt`) is not seen.
  */
 export function isSecretName(name: string): boolean {
   const words = name

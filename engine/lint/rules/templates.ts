@@ -144,6 +144,9 @@ function parseProblem(item: LintTask, output: string): Finding | undefined {
   if (!error) return undefined;
   const source = templateSource(args.src, item.baseDir);
   const text = output.split("\n")[error.line - 1]?.trim() ?? "";
+  // Known limit: an output line maps back to a template line only when both have as many
+  // lines (plain substitutions); otherwise the finding points at the template file and quotes
+  // the output line.
   const sameShape = source && source.text.split("\n").length === output.split("\n").length;
   return {
     rule: "template-parse",
