@@ -15,7 +15,7 @@ import { formatSarif } from "../../engine/lint/format/sarif.js";
 import { lint } from "../../engine/lint/lint.js";
 import { LINT_RULE_IDS } from "../../engine/lint/rule-ids.js";
 import { describeNumericMode } from "../../engine/lint/rules/risky-octal.js";
-import { isSecretName } from "../../engine/lint/rules/secrets.js";
+import { isPlainSecretValue, isSecretName } from "../../engine/lint/rules/secrets.js";
 import { configFormat } from "../../engine/lint/rules/templates.js";
 import { typecheck } from "../../engine/lint/typecheck.js";
 
@@ -60,6 +60,12 @@ const broken: {
     rule: "template-parse",
     file: "templates/broken.hcl.hbs",
     line: 2,
+  },
+  {
+    playbook: "template-parse-each.ts",
+    rule: "template-parse",
+    file: "templates/listeners.hcl.hbs",
+    line: 5,
   },
   {
     playbook: "template-parse-json.ts",
@@ -203,6 +209,13 @@ describe("omens-play lint: what the findings say", () => {
     const not = ["publicKey", "tokenTtl", "keyFile", "ekCaBundle", "signingKeyId", "site"];
     expect(secret.filter((n) => !isSecretName(n))).toEqual([]);
     expect(not.filter((n) => isSecretName(n))).toEqual([]);
+  });
+
+  it("paths to secrets and references to where they are kept are not plain secrets", () => {
+    const plain = ["tok-demo-1", "hunter2", "s.AbCdEf0123"];
+    const not = ["/etc/step-ca/secrets/pin", "./ca/key.pem", "yubikey:slot-id=9c", "env:TOKEN", ""];
+    expect(plain.filter((v) => !isPlainSecretValue(v))).toEqual([]);
+    expect(not.filter((v) => isPlainSecretValue(v))).toEqual([]);
   });
 
   it("config formats follow the destination's name; nginx .conf files are not HCL", () => {

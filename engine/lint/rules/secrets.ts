@@ -34,13 +34,17 @@ export function isSecretName(name: string): boolean {
   return SECRET_WORDS.has(last) && words.at(-2) !== "public";
 }
 
-/** A plain string that could be a secret: not empty, not a path to one. */
-function isPlainSecretValue(value: unknown): value is string {
+/**
+ * A plain string that could be a secret: not empty, not a path to one, and not a reference
+ * to where one is kept (`yubikey:slot-id=9c`, `pkcs11:...`, `env:NAME`).
+ */
+export function isPlainSecretValue(value: unknown): value is string {
   return (
     typeof value === "string" &&
     value.trim() !== "" &&
     !/^(\/|\.\.?\/|~\/)/.test(value) &&
-    !/\.(pem|key|crt|der|json|txt)$/.test(value)
+    !/\.(pem|key|crt|der|json|txt)$/.test(value) &&
+    !/^[a-z][a-z0-9+.-]*:[^/\s]/i.test(value)
   );
 }
 
