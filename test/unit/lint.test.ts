@@ -87,7 +87,7 @@ const broken: {
     line: 7,
   },
   { playbook: "handler-unused.ts", rule: "handler-unused", file: "handler-unused.ts", line: 6 },
-  { playbook: "name-missing.ts", rule: "name-missing", file: "name-missing.ts", line: 5 },
+  { playbook: "name-missing.ts", rule: "name-missing", file: "name-missing.ts", line: 6 },
   { playbook: "play-serial.ts", rule: "play-serial", file: "play-serial.ts", line: 5 },
   { playbook: "play-no-hosts.ts", rule: "play-no-hosts", file: "play-no-hosts.ts", line: 5 },
   { playbook: "lint-skip.ts", rule: "lint-skip", file: "lint-skip.ts", line: 7 },

@@ -1,3 +1,4 @@
+import type { TaskContext } from "../../dsl/task.js";
 import { createRequire } from "node:module";
 import { OmensError, type Where } from "../../errors.js";
 import { renderTemplateFile, RUN_VARYING_HELPERS } from "../../modules/template.js";
@@ -88,7 +89,21 @@ function mayRun(item: LintTask): boolean {
   const when = item.task.options.when;
   if (!when) return true;
   try {
-    return when({ host: item.host, vars: item.vars, registered: {}, check: true }) !== false;
+    const context: TaskContext = {
+      host: item.host,
+      vars: item.vars,
+      registered: {},
+      check: true,
+      get facts(): never {
+        throw new OmensError("facts are gathered only when a playbook runs", {
+          code: "LINT_NO_FACTS",
+          family: "lint",
+        });
+      },
+      failure: { kind: "none" },
+      result: () => undefined,
+    };
+    return when(context) !== false;
   } catch {
     return true;
   }
