@@ -26,6 +26,7 @@ export interface SshSettings {
 export class SshConnection implements Connection {
   readonly host: string;
   readonly describe: string;
+  readonly user: string;
   readonly becomeByDefault: boolean;
   commandCount = 0;
   private client: Client | undefined;
@@ -34,6 +35,7 @@ export class SshConnection implements Connection {
   constructor(private readonly settings: SshSettings) {
     this.host = settings.host;
     this.describe = `${settings.user}@${settings.address}:${settings.port}`;
+    this.user = settings.user;
     this.becomeByDefault = settings.becomeByDefault;
   }
 
@@ -59,7 +61,12 @@ export class SshConnection implements Connection {
     const line = become ? wrapBecome(command, become) : command;
     this.commandCount += 1;
     const channel = await openChannel(client, line, this.where(), () => this.closedReason);
-    return runOnChannel(channel, { ...options, becomeSettings: become, where: this.where() });
+    return runOnChannel(channel, {
+      ...options,
+      becomeSettings: become,
+      where: this.where(),
+      login: this.user,
+    });
   }
 
   async close(): Promise<void> {

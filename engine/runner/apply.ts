@@ -2,7 +2,7 @@ import { commandError } from "../command-error.js";
 import type { Where } from "../errors.js";
 import { formatMode } from "../mode.js";
 import { quote } from "../shell.js";
-import type { Connection } from "../connection/types.js";
+import type { Connection, ExecResult } from "../connection/types.js";
 import type { ApplyOutput, Op } from "../modules/types.js";
 
 /** Hooks the runner gives the applier, for `-v` output. */
@@ -23,6 +23,8 @@ export async function applyOps(
   observer: ApplyObserver,
 ): Promise<ApplyOutput> {
   let output: ApplyOutput = {};
+  const becomeHint = (result: ExecResult) =>
+    (become ?? connection.becomeByDefault) ? undefined : permissionHint(connection, result, where);
   let pending: string[] = [];
   const run = async (
     script: string,
@@ -38,7 +40,7 @@ export async function applyOps(
     const result = await connection.exec(script, options);
     observer.output(result.rc, result.stdout.toString("utf8"), result.stderr.toString("utf8"));
     if (result.rc !== 0 && !allowFailure)
-      throw commandError("applying changes", display, result, where);
+      throw commandError("applying changes", display, result, where, becomeHint(result));
     return result;
   };
   const flush = async () => {
@@ -69,6 +71,18 @@ export async function applyOps(
   }
   await flush();
   return output;
+}
+
+/** The fix for a permission error of a task that ran without become. */
+function permissionHint(
+  connection: Connection,
+  result: ExecResult,
+  where: Where,
+): string | undefined {
+  if (!/Permission denied|Operation not permitted/.test(result.stderr.toString("utf8")))
+    return undefined;
+  const user = connection.user ?? "the connecting user";
+  return `the task ran as ${user} without become: set become: true on the task, or on host ${where.host ?? ""} in the inventory`;
 }
 
 /**
