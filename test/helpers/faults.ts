@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { hostPath, ROOT, sshRoot, type LabHost, type PlayRun } from "./lab.js";
+import { labNet } from "./conn.js";
+import { hostPath, lab, LAB_DIR, ROOT, sshRoot, type LabHost, type PlayRun } from "./lab.js";
 
 /** A running omens-play, so a test can act on the lab (or signal the CLI) while it runs. */
 export interface LiveRun {
@@ -68,4 +69,14 @@ export function largestTempFile(host: LabHost, dir: string): number {
 /** sha256 of a file on a lab host, read over SSH (sees mounts made inside the host). */
 export function remoteSha256(host: LabHost, path: string): string {
   return sshRoot(host, `sha256sum -- '${path}' | cut -d' ' -f1`).trim();
+}
+
+/** Runs a lab-up.sh fault command (`tpm-stop`, `tpm-start`, ...) on a host of this lab. */
+export function labTool(command: string, host: LabHost): void {
+  const prefix = lab().hosts.spire.netns.replace(/-spire$/, "");
+  execFileSync("test/lab/lab-up.sh", [command, host], {
+    cwd: ROOT,
+    env: { ...process.env, LAB_DIR, LAB_PREFIX: prefix, LAB_NET: labNet() },
+    stdio: "ignore",
+  });
 }
