@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Client, type ClientChannel, type ConnectConfig } from "ssh2";
 import { connectionError, OmensError, type Where } from "../errors.js";
+import { quote } from "../shell.js";
 import { runOnChannel, wrapBecome, type RawChannel } from "./channel.js";
 import { checkHostKey, fingerprint, type HostKeyVerdict } from "./known-hosts.js";
 import type { BecomeSettings, Connection, ExecOptions, ExecResult } from "./types.js";
@@ -199,8 +200,14 @@ function hostKeyError(
     "HOST_KEY_MISMATCH",
     `host key of ${name} changed: offered ${offered}, known_hosts has ${expected}; refusing to connect`,
     { ...where, file: settings.knownHostsPath, line },
-    `if the change is expected, remove the old key with: ssh-keygen -R '${name}' -f ${settings.knownHostsPath}, then add the new one`,
+    `only if the new key is expected (verify ${offered} out of band), replace the old one: ${acceptCommand(name, settings)}`,
   );
+}
+
+/** The shell commands that drop a host's old key from known_hosts and record its current one. */
+function acceptCommand(name: string, settings: SshSettings): string {
+  const file = quote(settings.knownHostsPath);
+  return `ssh-keygen -R ${quote(name)} -f ${file} && ssh-keyscan -p ${settings.port} ${quote(settings.address)} >> ${file}`;
 }
 
 function openChannel(
