@@ -148,6 +148,7 @@ function compileTask(
   const deferred = hasDeferred(task.args);
   const noLog = task.options.noLog === true;
   const args = deferred ? undefined : validateArgs(module, task, where);
+  if (args !== undefined) module.validateSources?.(args, baseDir, where);
   const label = noLog
     ? hiddenLabel(module.name, task.where)
     : deferred
