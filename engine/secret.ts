@@ -1,6 +1,7 @@
 import { inspect } from "node:util";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { inputError } from "./errors.js";
+import { baoSettingsFromEnv, readKvField } from "./openbao.js";
 
 const MASK = "********";
 
@@ -46,6 +47,21 @@ export class Secret {
       );
     }
     return new Secret(readFileSync(path, "utf8").replace(/\r?\n$/, ""), `file:${path}`);
+  }
+
+  /**
+   * One field of an OpenBao KV v2 secret, read over HTTPS when the playbook loads, with
+   * BAO_ADDR, BAO_TOKEN and BAO_CACERT as the bao CLI uses them. The token is masked too.
+   *
+   * @example
+   * const dbPassword = await Secret.fromOpenBao("secret/omens/db", "password");
+   */
+  static async fromOpenBao(path: string, field: string): Promise<Secret> {
+    const label = `openbao:${path}#${field}`;
+    if (placeholders && !process.env.BAO_TOKEN) return placeholder(label);
+    const settings = baoSettingsFromEnv();
+    registerSecretValue(settings.token);
+    return new Secret(await readKvField(settings, path, field), label);
   }
 
   /** The plain value, for rendering into a file or a command's stdin. */
