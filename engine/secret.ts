@@ -118,5 +118,19 @@ export function maskSecrets(text: string): string {
   return masked;
 }
 
+/** Why a diff is withheld when the task's arguments carry a Secret. */
+export const SECRET_DIFF = "contains a secret";
+
+/**
+ * True when a task's arguments hold a Secret anywhere (template vars, lines, argv): its diff
+ * is withheld, because the file's old text may hold an earlier value of the same secret.
+ */
+export function carriesSecret(value: unknown, depth = 0): boolean {
+  if (isSecret(value)) return true;
+  if (depth > 8 || value === null || typeof value !== "object") return false;
+  const items = Array.isArray(value) ? value : Object.values(value as Record<string, unknown>);
+  return items.some((item) => carriesSecret(item, depth + 1));
+}
+
 /** The mask that stands in for a secret in output. */
 export const SECRET_MASK = MASK;

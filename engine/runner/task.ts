@@ -3,7 +3,7 @@ import type { DiffEntry, TaskStatus } from "../events.js";
 import { HostReader } from "../facts/reader.js";
 import type { TaskContext, TaskResult } from "../dsl/task.js";
 import type { Plan, PlanContext } from "../modules/types.js";
-import { maskSecrets } from "../secret.js";
+import { carriesSecret, maskSecrets, SECRET_DIFF } from "../secret.js";
 import { resolveDeferred } from "../dsl/deferred.js";
 import { applyOps } from "./apply.js";
 import { maskArgumentValues } from "./no-log.js";
@@ -243,7 +243,9 @@ function finishTask(
         : "ok";
   register(state, task, result);
   if (status === "changed") task.notify.forEach((id) => state.notified.add(id));
-  const diff = applied.plan.diff && maskDiff(applied.plan.diff, options.noLog === true);
+  const diff =
+    applied.plan.diff &&
+    maskDiff(applied.plan.diff, options.noLog === true, carriesSecret(task.task.args));
   const reason = options.noLog
     ? status === "failed"
       ? "task failed; details hidden (noLog)"
@@ -260,9 +262,15 @@ function finishTask(
   return { status };
 }
 
-function maskDiff(diff: DiffEntry[], noLog: boolean): DiffEntry[] {
-  if (!noLog) return diff;
-  return diff.map((d) => ({ path: d.path, hidden: true }));
+function maskDiff(diff: DiffEntry[], noLog: boolean, secret: boolean): DiffEntry[] {
+  if (noLog) return diff.map((d) => ({ path: d.path, hidden: true }));
+  if (!secret) return diff;
+  return diff.map((d) => ({
+    path: d.path,
+    ...(d.attributes ? { attributes: d.attributes } : {}),
+    hidden: true,
+    why: d.why ?? SECRET_DIFF,
+  }));
 }
 
 function register(state: HostState, task: CompiledTask, result: TaskResult) {
