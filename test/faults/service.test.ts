@@ -17,7 +17,7 @@ describe("fault: a service fails to start after a config change", () => {
     ),
   );
 
-  it("with a good config the service starts and stays active", async () => {
+  it("control: with a good config the service starts and stays active", async () => {
     const first = await run("valid 1\n");
     expect(first.code, first.stdout).toBe(0);
     expect(isActive()).toBe("active");

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { BAD_INPUT_CASES as cases } from "../fixtures/bad/cases.js";
 import { omensPlay, ROOT, type PlayRun } from "../helpers/lab.js";
 
 // Bad input: each case gives one clear error naming file and line, exits with the input-error
@@ -22,81 +23,6 @@ function expectInputError(run: PlayRun, location: RegExp, message: string | RegE
   expect(run.stderr).not.toMatch(STACK_FRAME);
   expect(run.stdout).not.toContain("PLAY ");
 }
-
-/** [case, inventory, playbook, location of the error, what it says] */
-const cases: [string, string, string, RegExp, string | RegExp][] = [
-  ["malformed YAML", "malformed.yaml", "ping.ts", /malformed\.yaml:5:5\)/, "invalid YAML"],
-  [
-    "an unknown inventory key",
-    "unknown-key.yaml",
-    "ping.ts",
-    /unknown-key\.yaml:7:11\)/,
-    '"all.children.boxes.hosts.box1.adress" is not a known setting',
-  ],
-  [
-    "a wrongly typed inventory value",
-    "wrong-type.yaml",
-    "ping.ts",
-    /wrong-type\.yaml:7:11\)/,
-    '"all.children.boxes.hosts.box1.port" must be integer',
-  ],
-  [
-    "a host listed twice in one group",
-    "duplicate-key.yaml",
-    "ping.ts",
-    /duplicate-key\.yaml:6:9\)/,
-    "Map keys must be unique",
-  ],
-  [
-    "a host defined with settings in two groups",
-    "duplicate-host.yaml",
-    "ping.ts",
-    /duplicate-host\.yaml:8:9\)/,
-    'host "box1" is defined with settings twice (first at line 5)',
-  ],
-  [
-    "cyclic groups",
-    "cycle.yaml",
-    "ping.ts",
-    /cycle\.yaml:5:9\)/,
-    'group "a" contains itself (all -> a -> b -> a)',
-  ],
-  [
-    "a playbook that throws on load",
-    "good.yaml",
-    "throws.ts",
-    /throws\.ts:5:9\)/,
-    "hosts file for this site is missing",
-  ],
-  [
-    "a playbook without a default export",
-    "good.yaml",
-    "no-default.ts",
-    /no-default\.ts\)/,
-    "must export a playbook as default",
-  ],
-  [
-    "a template with a syntax error",
-    "good.yaml",
-    "bad-template.ts",
-    /templates\/broken\.hbs:5\)/,
-    "template syntax error",
-  ],
-  [
-    "a task argument of the wrong type",
-    "good.yaml",
-    "wrong-arg-type.ts",
-    /wrong-arg-type\.ts:8:7\)/,
-    'copy: "dest" must be a non-empty string, got 42',
-  ],
-  [
-    "a misspelt task argument",
-    "good.yaml",
-    "unknown-arg.ts",
-    /unknown-arg\.ts:8:7\)/,
-    'copy: unknown argument "contnet"',
-  ],
-];
 
 describe("bad input gives one clear error, file and line, exit code 5", () => {
   it.each(cases)("%s", async (_name, inventory, playbook, location, message) => {
