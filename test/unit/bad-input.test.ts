@@ -2,13 +2,15 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { BAD_INPUT_CASES as cases } from "../fixtures/bad/cases.js";
 import { omensPlay, ROOT, type PlayRun } from "../helpers/lab.js";
 
 // Bad input: each case gives one clear error naming file and line, exits with the input-error
 // code (5) before any host is contacted, and prints no stack trace unless -vvv. Copies of
 // binary, non-UTF-8 and very large files are byte for byte, with diffs that say what they hide.
+// Each case starts the real CLI (a Node process loading TypeScript): seconds, not milliseconds.
+vi.setConfig({ testTimeout: 60_000 });
 const BAD = "test/fixtures/bad";
 const fixture = (name: string) => join(ROOT, BAD, name);
 const GOOD_INVENTORY = fixture("good.yaml");
