@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { stringify } from "yaml";
 import { loadInventory, type Inventory } from "../../engine/inventory/load.js";
 import { matchHosts } from "../../engine/inventory/patterns.js";
@@ -12,6 +12,8 @@ import { editBlock, editLine, type Anchor } from "../../engine/modules/line-edit
 // Edits applied twice equal edits applied once; patterns and inventories behave the same
 // whatever order their parts come in.
 const RUNS = { numRuns: 300 };
+// Hundreds of inventories are written and loaded per property: allow for a busy machine.
+vi.setConfig({ testTimeout: 60_000 });
 
 /** A random inventory: groups nested in a tree (never a cycle), hosts spread over them. */
 const inventoryShape = fc
