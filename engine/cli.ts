@@ -144,13 +144,19 @@ async function play(options: CliOptions, terminal: Terminal): Promise<number> {
       signal: controller.signal,
     });
     writeRetryFile(result, options, sink);
-    if (options.verbosity >= 1)
-      sink({ kind: "warning", message: `statistics: ${result.commands} remote commands` });
+    if (options.verbosity >= 1) sink({ kind: "warning", message: statistics(result) });
     return exitCodeFor(result);
   } finally {
     process.off("SIGINT", onSigint);
     await sink.close?.();
   }
+}
+
+/** The `-v` summary line: how much talking to hosts the run took. */
+function statistics(result: RunResult): string {
+  const hosts = Object.keys(result.hosts).length;
+  const kb = (result.bytesSent / 1024).toFixed(1);
+  return `statistics: ${result.commands} remote commands over ${result.channels} SSH channels on ${hosts} hosts, ${kb} KiB sent`;
 }
 
 /** JSON Lines when asked, a live listr2 list on a terminal, plain lines otherwise. */

@@ -45,6 +45,9 @@ export interface RunResult {
   interrupted: boolean;
   /** Remote commands run, summed over hosts. */
   commands: number;
+  /** SSH channels opened and bytes sent (commands and their input), summed over hosts. */
+  channels: number;
+  bytesSent: number;
 }
 
 /** Exit codes, as documented in the README. */
@@ -140,6 +143,8 @@ function summarize(states: Map<string, HostState>, options: RunOptions): RunResu
     unreachable: all.filter((s) => s.status === "unreachable").map((s) => s.host.name),
     interrupted: options.signal?.aborted ?? false,
     commands: all.reduce((n, s) => n + (s.connection?.commandCount ?? 0), 0),
+    channels: all.reduce((n, s) => n + (s.connection?.channelCount ?? 0), 0),
+    bytesSent: all.reduce((n, s) => n + (s.connection?.bytesSent ?? 0), 0),
   };
 }
 
