@@ -54,10 +54,16 @@ export interface CliOptions {
   verbosity: number;
 }
 
+/** Imports a playbook file; the start-up script gives one that uses compiled modules. */
+export type PlaybookImporter = (file: string) => Promise<{ default?: unknown }>;
+
+const importSource: PlaybookImporter = (file) => import(pathToFileURL(file).href);
+
 /** Runs the CLI with the given arguments and returns the exit code. */
 export async function main(
   argv: string[],
   terminal: Terminal = processTerminal(),
+  importPlaybook: PlaybookImporter = importSource,
 ): Promise<number> {
   let verbosity = 0;
   try {
@@ -67,7 +73,7 @@ export async function main(
       return EXIT.ok;
     }
     verbosity = options.verbosity;
-    return await play(options, terminal);
+    return await play(options, terminal, importPlaybook);
   } catch (error) {
     return reportFatal(error, terminal, verbosity);
   }
@@ -122,9 +128,13 @@ function parseCli(argv: string[]): CliOptions | "help" {
   };
 }
 
-async function play(options: CliOptions, terminal: Terminal): Promise<number> {
+async function play(
+  options: CliOptions,
+  terminal: Terminal,
+  importPlaybook: PlaybookImporter,
+): Promise<number> {
   const inventory = loadInventory(options.inventory);
-  const playbook = await loadPlaybook(options.playbook);
+  const playbook = await loadPlaybook(options.playbook, importPlaybook);
   const plays = preparePlaybook(playbook, inventory, options.playbook, options.limit);
   if (options.listHosts || options.listTasks) return listOnly(plays, options, terminal);
   const hosts = [...new Set(plays.flatMap((p) => p.hosts))];
@@ -184,12 +194,15 @@ function warnNothing(options: CliOptions, sink: EventSink) {
 }
 
 /** Imports a playbook module; a load failure names the file and line it came from. */
-export async function loadPlaybook(file: string): Promise<Playbook> {
+export async function loadPlaybook(
+  file: string,
+  importPlaybook: PlaybookImporter = importSource,
+): Promise<Playbook> {
   if (!existsSync(file))
     throw inputError("usage", "PLAYBOOK_MISSING", `playbook not found: ${file}`, { file });
   let module: { default?: unknown };
   try {
-    module = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    module = await importPlaybook(file);
   } catch (error) {
     if (error instanceof OmensError) throw error;
     throw toOmensError(error, {
