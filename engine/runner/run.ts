@@ -8,6 +8,7 @@ import type { TaskResult } from "../dsl/task.js";
 import { serialBatches } from "./batches.js";
 import { compileHost, type CompiledHost } from "./compile.js";
 import { openConnection } from "./connect.js";
+import { announceFactReads } from "../facts/prefetch.js";
 import { runTask, type TaskOutcome } from "./task.js";
 
 /** How a run behaves; the CLI fills it from flags. */
@@ -206,6 +207,8 @@ async function runBatch(
       const task = prepared.compiled.get(state.host.name)?.tasks[step];
       if (!task) return;
       if (!(await ensureConnected(state, title, task.name, options))) return;
+      if (step === 0 && state.connection)
+        announceFactReads(state.connection, prepared.compiled.get(state.host.name)?.tasks ?? []);
       record(state, await runTask(state, task, title, options));
     });
     const verdict = rolloutVerdict(prepared.play, batch);
