@@ -74,6 +74,7 @@ async function sideBySide(sshd: Sshd) {
   const setup = prepare(sshd, hosts, "side");
   const started = new Date();
   const loads: number[] = [loadavg()[0] as number];
+  const startup = await startupTable(setup);
   const commands = await statistics(setup, hosts);
   const runs: Run[] = [];
   for (let rep = 1; rep <= REPS; rep += 1) {
@@ -83,7 +84,7 @@ async function sideBySide(sshd: Sshd) {
   }
   const table = sideBySideTable(runs, commands);
   const header = describeRun(started, loads, `BENCH_REPS=${REPS} npm run bench`);
-  print(setup.results, [header, "", table].join("\n"));
+  print(setup.results, [header, "", table, "", startup].join("\n"));
 }
 
 /** The three scenarios for one engine: reset, first run, manifest check, re-run, check mode. */
@@ -276,6 +277,50 @@ async function statistics(setup: Setup, hosts: BenchHost[]): Promise<Record<Scen
     counts[scenario] = /statistics: (.*)/.exec(run.log)?.[1] ?? "?";
   }
   return counts;
+}
+
+/** Fixed costs before any host is contacted: the help text, and listing the playbook's tasks. */
+async function startupTable(setup: Setup): Promise<string> {
+  const omens = [process.execPath, join(PROJECT, "bin", "omens-play.js")];
+  const site = join(BENCH, "omens", "site.ts");
+  const list = ["-i", setup.inventories.omens, "--list-tasks"];
+  const cases: [string, string[], string, NodeJS.ProcessEnv?][] = [
+    ["omens-play --help", [...omens, "--help"], PROJECT],
+    [
+      "omens-play --list-tasks (inventory, playbook, 3 hosts compiled)",
+      [...omens, site, ...list],
+      PROJECT,
+    ],
+    [
+      "the same from the sources (OMENS_TSX=1)",
+      [...omens, site, ...list],
+      PROJECT,
+      { OMENS_TSX: "1" },
+    ],
+    ["ansible-playbook --help", ["ansible-playbook", "--help"], join(BENCH, "ansible")],
+    [
+      "ansible-playbook --list-tasks",
+      ["ansible-playbook", "-i", setup.inventories.ansible, "--list-tasks", "site.yml"],
+      join(BENCH, "ansible"),
+    ],
+  ];
+  const rows = ["| start-up | wall s | CPU s | max RSS MB |", "|---|---:|---:|---:|"];
+  const samples = new Map<string, Measured[]>();
+  for (let rep = 0; rep < REPS; rep += 1) {
+    for (const [label, argv, cwd, env] of cases) {
+      if (!ENGINES.includes(label.startsWith("ansible") ? "ansible" : "omens")) continue;
+      const logFile = join(setup.results, "logs", `startup-${rep}.log`);
+      const run = await timed(argv, { cwd, env: { ...process.env, ...env }, logFile });
+      samples.set(label, [...(samples.get(label) ?? []), run]);
+    }
+  }
+  for (const [label, runs] of samples) {
+    const m = (f: (r: Measured) => number) => median(runs.map(f));
+    rows.push(
+      `| ${label} | ${m((r) => r.wallS).toFixed(2)} | ${m((r) => r.cpuS).toFixed(2)} | ${m((r) => r.maxRssMb).toFixed(0)} |`,
+    );
+  }
+  return rows.join("\n");
 }
 
 function sideBySideTable(runs: Run[], commands: Record<Scenario, string>): string {
