@@ -23,6 +23,9 @@ export interface CachedFact {
  * may have changed: its path, the folders above it and everything below it; a command drops all,
  * because anything may have changed. A read that misses fetches again, in the same command,
  * the paths of the next few tasks that are not known any more.
+ *
+ * Known limit: a change made on the host by anything other than this run, between the read and
+ * the task, is not seen (the task plans from what was read); any command drops the cache.
  */
 export class FactCache {
   private readonly known = new Map<string, CachedFact>();
