@@ -9,7 +9,7 @@ log() { printf '\n== %s\n' "$*"; }
 
 need_packages() {
   local missing=()
-  for pkg in openssh-client openssl curl ca-certificates; do
+  for pkg in openssh-client openssl curl ca-certificates tmux; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if ((${#missing[@]} > 0)); then
@@ -27,6 +27,9 @@ log "format, lint, types"
 npx prettier --check . >/dev/null
 npx eslint .
 npx tsc --noEmit -p tsconfig.json
+
+log "lint the shipped playbooks (no host contacted)"
+node bin/omens-play.js lint playbooks/ -i inventory/lab.yaml -i inventory/production.yaml
 
 log "lab up"
 trap 'log "lab down"; bash test/lab/lab-up.sh down || true' EXIT

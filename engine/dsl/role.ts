@@ -1,5 +1,6 @@
 import { dirname } from "node:path";
 import type { Static, TObject } from "@sinclair/typebox";
+import type { Step } from "./block.js";
 import { callerLocation, type HandlerRef, type Task } from "./task.js";
 import type { Where } from "../errors.js";
 
@@ -18,7 +19,9 @@ export interface RoleSpec<S extends TObject, H extends string> {
   /** Values used when neither the inventory nor the play gives one. */
   defaults?: Partial<Static<S>>;
   handlers?: (vars: Static<S>) => Record<H, Task>;
-  tasks: (vars: Static<S>, ctx: RoleContext<H>) => Task[];
+  tasks: (vars: Static<S>, ctx: RoleContext<H>) => Step[];
+  /** Applying the role migrates hosts: lint requires `serial` on every play that uses it. */
+  migrates?: boolean;
 }
 
 /** A role as registered by `defineRole`; the engine reads it, users call its factory. */
@@ -29,7 +32,8 @@ export interface RoleDefinition {
   readonly schema: TObject;
   readonly defaults: Record<string, unknown>;
   readonly handlers?: (vars: Record<string, unknown>) => Record<string, Task>;
-  readonly tasks: (vars: Record<string, unknown>, ctx: RoleContext<string>) => Task[];
+  readonly tasks: (vars: Record<string, unknown>, ctx: RoleContext<string>) => Step[];
+  readonly migrates?: boolean;
 }
 
 /** A role applied in a play, with the parameters the play gives it. */
@@ -68,6 +72,7 @@ export function defineRole<S extends TObject, H extends string = never>(
     defaults: (spec.defaults ?? {}) as Record<string, unknown>,
     ...(spec.handlers ? { handlers: spec.handlers as RoleDefinition["handlers"] } : {}),
     tasks: spec.tasks as RoleDefinition["tasks"],
+    ...(spec.migrates ? { migrates: true } : {}),
   };
   const factory = (params: Partial<Static<S>> = {}) => ({
     kind: "role" as const,

@@ -4,8 +4,9 @@ import { factCacheOf, type FactRequest } from "./cache.js";
 /** The parts of a compiled task the read-ahead looks at. */
 interface TaskLike {
   module: { name: string };
+  /** Undefined while some arguments are computed at run time: those tasks read for themselves. */
   args: unknown;
-  task: { options: { become?: boolean } };
+  become?: boolean;
 }
 
 /**
@@ -18,8 +19,8 @@ export function announceFactReads(connection: Connection, tasks: readonly TaskLi
 }
 
 function requestsOf(task: TaskLike): FactRequest[] {
-  const args = task.args as Record<string, unknown>;
-  const become = task.task.options.become;
+  const args = (task.args ?? {}) as Record<string, unknown>;
+  const become = task.become;
   const one = (key: string, content = false): FactRequest[] =>
     typeof args[key] === "string" ? [{ path: args[key], content, become }] : [];
   switch (task.module.name) {

@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
 import type { FileFact } from "../facts/reader.js";
 import { formatMode } from "../mode.js";
@@ -27,7 +28,7 @@ export interface StatResult {
  * @example
  * stat({ path: "/var/lib/spire/agent/agent_svid.der", register: "svid" })
  */
-export function stat(args: StatArgs & TaskOptions): Task {
+export function stat(args: Deferrable<StatArgs> & TaskOptions): Task {
   return makeTask("stat", args, callerLocation());
 }
 

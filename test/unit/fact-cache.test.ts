@@ -13,7 +13,6 @@ const quiet = { command: () => undefined, output: () => undefined };
 const task = (module: string, args: Record<string, unknown>) => ({
   module: { name: module },
   args,
-  task: { options: {} },
 });
 
 function setup() {
