@@ -26,6 +26,7 @@ import {
   type TagSelector,
 } from "./compile.js";
 import { openConnection } from "./connect.js";
+import { announceFactReads } from "../facts/prefetch.js";
 import { ensureFacts } from "./facts.js";
 import { registerResult, runTask, type TaskOutcome, type TaskRun } from "./task.js";
 
@@ -80,6 +81,9 @@ export interface RunResult {
   interrupted: boolean;
   /** Remote commands run, summed over hosts. */
   commands: number;
+  /** SSH channels opened and bytes sent (commands and their input), summed over hosts. */
+  channels: number;
+  bytesSent: number;
 }
 
 /** Exit codes, as documented in the README. */
@@ -241,6 +245,8 @@ function summarize(run: PlayRun): RunResult {
     untouched: run.untouched.filter((h) => !run.states.get(h)?.started),
     interrupted: run.options.signal?.aborted ?? false,
     commands: [...run.states.values()].reduce((n, s) => n + (s.connection?.commandCount ?? 0), 0),
+    channels: [...run.states.values()].reduce((n, s) => n + (s.connection?.channelCount ?? 0), 0),
+    bytesSent: [...run.states.values()].reduce((n, s) => n + (s.connection?.bytesSent ?? 0), 0),
   };
 }
 
@@ -301,6 +307,8 @@ interface Cursor {
   pending: Map<number, Failure>;
   /** Failures a block's `rescue` is handling. */
   rescuing: Map<number, Failure>;
+  /** Whether the fact reads of its tasks were announced to its connection. */
+  announced?: boolean;
 }
 
 /**
@@ -425,8 +433,16 @@ async function runStep(group: Cursor[], title: string, run: PlayRun) {
   await inPool(group, options.forks, async (cursor) => {
     const task = taskAt(cursor);
     if (!(await ensureConnected(cursor.state, title, task.name, options))) return;
+    announceOnce(cursor);
     settle(cursor, await runTask(cursor.state, task, title, options, taskRun(cursor, run)));
   });
+}
+
+/** The paths this host's remaining tasks will read, announced once per batch (see FactCache). */
+function announceOnce(cursor: Cursor) {
+  if (cursor.announced || !cursor.state.connection) return;
+  cursor.announced = true;
+  announceFactReads(cursor.state.connection, cursor.compiled.tasks);
 }
 
 function taskRun(cursor: Cursor, run: PlayRun) {
