@@ -9,7 +9,7 @@ import {
   type OmensError,
   type Where,
 } from "../errors.js";
-import type { Gathered, HostFacts } from "../facts/gathered.js";
+import type { FactParts, Gathered, HostFacts } from "../facts/gathered.js";
 import type { Inventory, InventoryHost } from "../inventory/load.js";
 import { matchHosts } from "../inventory/patterns.js";
 import type { Connection } from "../connection/types.js";
@@ -66,6 +66,8 @@ export interface HostState {
   simulated: Set<string>;
   /** The host has been part of a batch (hosts only delegated to are not). */
   started?: boolean;
+  /** Told before facts are gathered (for `-v`). */
+  onGather?: (parts: FactParts) => void;
   /** Facts gathered this run (once per host). */
   gathered?: Gathered;
   facts?: HostFacts;
@@ -186,6 +188,7 @@ export async function runPlaybook(
     let state = states.get(name);
     if (!state) {
       state = newHostState(inventory.hosts.get(name) as InventoryHost);
+      state.onGather = gatherNotice(name, options);
       states.set(name, state);
     }
     return state;
@@ -208,6 +211,14 @@ export async function runPlaybook(
     ...(result.untouched.length > 0 ? { untouched: result.untouched } : {}),
   });
   return result;
+}
+
+function gatherNotice(host: string, options: RunOptions) {
+  return (parts: FactParts) => {
+    if (options.verbosity < 1) return;
+    const what = `os, kernel, hostname, init, addresses, tpm${parts.packages ? ", packages" : ""}`;
+    options.sink({ kind: "command", host, command: `gather facts (${what})` });
+  };
 }
 
 function newHostState(host: InventoryHost): HostState {
