@@ -284,8 +284,9 @@ async function runPlay(prepared: PreparedPlay, run: PlayRun): Promise<boolean> {
     states.forEach((s) => (s.started = true));
     const stopped = await runBatch(prepared, states, title, run);
     await runHandlers(prepared, states, title, options, delegation(run));
-    if (stopped) {
-      const later = batches.slice(index + 1).flat();
+    const later = batches.slice(index + 1).flat();
+    // A failed last batch has no later batches to stop: nothing to report.
+    if (stopped && (later.length > 0 || stopped.scope === "run")) {
       run.untouched.push(...later);
       const message =
         later.length > 0 ? `${stopped.message} (${later.join(", ")})` : stopped.message;
