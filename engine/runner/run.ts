@@ -340,6 +340,7 @@ async function runBatch(
     if (ready.length === 0) return undefined;
     const pc = Math.min(...ready.map((c) => c.pc));
     const group = ready.filter((c) => c.pc === pc);
+    // Known limit: --step asks about tasks only; handlers run without a question.
     if (asking) {
       const answer = await (run.options.confirm as NonNullable<RunOptions["confirm"]>)(
         taskAt(group[0] as Cursor).name,
@@ -454,6 +455,7 @@ function taskRun(cursor: Cursor, run: PlayRun) {
  * `runOnce`: the first host of the batch runs the task; every host at this step registers its
  * result (each host's own copy of the task), and a failure is a failure on each of them.
  */
+// Known limit: handlers the task notifies are queued on the host that ran it only.
 async function runOnce(group: Cursor[], title: string, run: PlayRun) {
   const first = group[0] as Cursor;
   const task = taskAt(first);
