@@ -7,6 +7,7 @@ import { ensureBecomePasswords } from "./become-password.js";
 import { describeError, inputError, OmensError, toOmensError } from "./errors.js";
 import type { EventSink } from "./events.js";
 import { loadInventory } from "./inventory/load.js";
+import { matchHosts } from "./inventory/patterns.js";
 import { jsonRenderer } from "./output/json.js";
 import { plainRenderer, type Terminal } from "./output/plain.js";
 import { ttyRenderer } from "./output/tty.js";
@@ -25,6 +26,7 @@ import { parseTagList, tagSelector } from "./runner/tags.js";
 import { maskSecrets } from "./secret.js";
 
 const USAGE = `usage: omens-play PLAYBOOK.ts [options]
+       omens-play lint [PATH...] [options]   (check playbooks without any host; lint -h)
 
   -i, --inventory FILE   inventory YAML (default: $OMENS_INVENTORY or inventory/lab.yaml)
   -l, --limit PATTERN    only hosts matching PATTERN (names, groups, globs, !x, &x, @file)
@@ -73,6 +75,7 @@ export async function main(
   argv: string[],
   terminal: Terminal = processTerminal(),
 ): Promise<number> {
+  if (argv[0] === "lint") return (await import("./lint/cli.js")).lintMain(argv.slice(1), terminal);
   let verbosity = 0;
   try {
     const options = parseCli(argv);
@@ -176,6 +179,8 @@ async function play(options: CliOptions, terminal: Terminal): Promise<number> {
   );
   const sink = chooseRenderer(options, terminal);
   sink({ kind: "run-start", playbook: playbook.name, check: options.check, hosts });
+  for (const term of options.limit ? matchHosts(inventory, options.limit).unmatched : [])
+    sink({ kind: "warning", message: `--limit: pattern '${term}' matched no hosts` });
   if (hosts.length === 0) warnNothing(options, sink);
   const controller = new AbortController();
   const onSigint = () => interrupt(controller, sink);

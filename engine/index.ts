@@ -28,6 +28,7 @@ export type {
   TpmFacts,
 } from "./facts/gathered.js";
 export { Secret } from "./secret.js";
+export { deferred, type Deferred, type Deferrable } from "./dsl/deferred.js";
 export { Type, type Static } from "@sinclair/typebox";
 export { file, type FileArgs } from "./modules/file.js";
 export { copy, type CopyArgs } from "./modules/copy.js";

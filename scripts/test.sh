@@ -9,7 +9,7 @@ log() { printf '\n== %s\n' "$*"; }
 
 need_packages() {
   local missing=()
-  for pkg in openssh-client openssl curl ca-certificates; do
+  for pkg in openssh-client openssl curl ca-certificates tmux; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if ((${#missing[@]} > 0)); then

@@ -83,7 +83,8 @@ function connect(settings: SshSettings, where: Where): Promise<Client> {
       port: settings.port,
       username: settings.user,
       readyTimeout: settings.connectTimeoutMs,
-      keepaliveInterval: 5000,
+      // A host whose link drops is declared gone after about one connect timeout.
+      keepaliveInterval: Math.max(500, Math.round(settings.connectTimeoutMs / 3)),
       keepaliveCountMax: 3,
       hostVerifier: (key: Buffer) => {
         offeredKey = key.toString("base64");

@@ -1,4 +1,5 @@
 import type { Where } from "../errors.js";
+import type { LintSkip } from "../lint/rule-ids.js";
 import type { RoleUse } from "./role.js";
 import type { Step } from "./block.js";
 import { callerLocation, type HandlerRef, type Task } from "./task.js";
@@ -29,6 +30,13 @@ export interface PlaySpec<H extends string = string> {
   anyErrorsFatal?: boolean;
   /** Run notified handlers even on hosts where a later task failed. */
   forceHandlers?: boolean;
+  /**
+   * The play changes how hosts work (a migration, an upgrade): lint then requires `serial`
+   * and a failure budget, so a bad change stops after one batch. Roles may declare it too.
+   */
+  migrates?: boolean;
+  /** Silences lint rules about the play itself (play-serial, play-no-hosts), with a reason. */
+  lint?: LintSkip;
   /**
    * Gather every host's facts when the play starts (`{ packages: true }` adds the installed
    * packages). Without it, facts are gathered the first time a task or predicate reads them.

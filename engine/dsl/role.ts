@@ -20,6 +20,8 @@ export interface RoleSpec<S extends TObject, H extends string> {
   defaults?: Partial<Static<S>>;
   handlers?: (vars: Static<S>) => Record<H, Task>;
   tasks: (vars: Static<S>, ctx: RoleContext<H>) => Step[];
+  /** Applying the role migrates hosts: lint requires `serial` on every play that uses it. */
+  migrates?: boolean;
 }
 
 /** A role as registered by `defineRole`; the engine reads it, users call its factory. */
@@ -31,6 +33,7 @@ export interface RoleDefinition {
   readonly defaults: Record<string, unknown>;
   readonly handlers?: (vars: Record<string, unknown>) => Record<string, Task>;
   readonly tasks: (vars: Record<string, unknown>, ctx: RoleContext<string>) => Step[];
+  readonly migrates?: boolean;
 }
 
 /** A role applied in a play, with the parameters the play gives it. */
@@ -69,6 +72,7 @@ export function defineRole<S extends TObject, H extends string = never>(
     defaults: (spec.defaults ?? {}) as Record<string, unknown>,
     ...(spec.handlers ? { handlers: spec.handlers as RoleDefinition["handlers"] } : {}),
     tasks: spec.tasks as RoleDefinition["tasks"],
+    ...(spec.migrates ? { migrates: true } : {}),
   };
   const factory = (params: Partial<Static<S>> = {}) => ({
     kind: "role" as const,

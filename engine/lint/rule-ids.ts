@@ -19,6 +19,7 @@ export const LINT_RULE_IDS = [
   "handler-unused",
   "name-missing",
   "play-serial",
+  "play-no-hosts",
   "lint-skip",
 ] as const;
 

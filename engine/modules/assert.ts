@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import {
   callerLocation,
   contextWithoutFacts,
@@ -27,7 +28,7 @@ type Predicate = (ctx: TaskContext) => boolean;
  * @example
  * assert({ that: (ctx) => ctx.registered.svid?.stat?.exists === true, msg: "agent SVID missing" })
  */
-export function assert(args: AssertArgs & TaskOptions): Task {
+export function assert(args: Deferrable<AssertArgs> & TaskOptions): Task {
   return makeTask("assert", args, callerLocation());
 }
 

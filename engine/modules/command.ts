@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { exitCodeMeaning, outputTail } from "../command-error.js";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
 import type { FileFact } from "../facts/reader.js";
@@ -37,7 +38,7 @@ interface Valid {
  * @example
  * command({ argv: ["/opt/demo/bin/init"], creates: "/var/lib/demo/.done" })
  */
-export function command(args: CommandArgs & TaskOptions): Task {
+export function command(args: Deferrable<CommandArgs> & TaskOptions): Task {
   return makeTask("command", args, callerLocation());
 }
 

@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
@@ -32,7 +33,7 @@ interface Valid extends Attributes {
  * @example
  * copy({ dest: "/etc/demo/app.conf", content: "v=2\n", mode: "0644", notify: "restart demo" })
  */
-export function copy(args: CopyArgs & TaskOptions): Task {
+export function copy(args: Deferrable<CopyArgs> & TaskOptions): Task {
   return makeTask("copy", args, callerLocation());
 }
 

@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { formatMode } from "../mode.js";
 import type { FileFact } from "../facts/reader.js";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
@@ -38,7 +39,7 @@ interface Valid extends Attributes {
  * @example
  * file({ path: "/etc/spire/agent", state: "directory", owner: "spire", mode: "0750" })
  */
-export function file(args: FileArgs & TaskOptions): Task {
+export function file(args: Deferrable<FileArgs> & TaskOptions): Task {
   return makeTask("file", args, callerLocation());
 }
 

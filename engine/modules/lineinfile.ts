@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
 import type { FileWithContent } from "../facts/reader.js";
 import { ArgReader } from "./args.js";
@@ -52,7 +53,7 @@ interface Common extends Attributes {
  * @example
  * lineinfile({ path: "/srv/demo/app.ini", regexp: "^port=", line: "port=8080" })
  */
-export function lineinfile(args: LineinfileArgs & TaskOptions): Task {
+export function lineinfile(args: Deferrable<LineinfileArgs> & TaskOptions): Task {
   return makeTask("lineinfile", args, callerLocation());
 }
 
@@ -62,7 +63,7 @@ export function lineinfile(args: LineinfileArgs & TaskOptions): Task {
  * @example
  * blockinfile({ path: "/etc/hosts", block: "10.0.0.1 spire\n", marker: "# {mark} lab hosts" })
  */
-export function blockinfile(args: BlockinfileArgs & TaskOptions): Task {
+export function blockinfile(args: Deferrable<BlockinfileArgs> & TaskOptions): Task {
   return makeTask("blockinfile", args, callerLocation());
 }
 

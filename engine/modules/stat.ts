@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import {
   callerLocation,
   makeTask,
@@ -39,7 +40,9 @@ export interface StatRegistered extends TaskResult {
  * const svid = stat({ path: "/var/lib/spire/agent/agent_svid.der" });
  * command({ argv: ["spire-agent", "run"], when: (ctx) => ctx.result(svid)?.stat.exists === false });
  */
-export function stat(args: StatArgs & TaskOptions<StatRegistered>): Task<StatRegistered> {
+export function stat(
+  args: Deferrable<StatArgs> & TaskOptions<StatRegistered>,
+): Task<StatRegistered> {
   return makeTask<StatRegistered>("stat", args, callerLocation());
 }
 

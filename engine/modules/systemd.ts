@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
 import { commandError } from "../command-error.js";
 import { quote } from "../shell.js";
@@ -35,7 +36,7 @@ export interface UnitFacts {
  * @example
  * systemd({ unit: "spire-agent", state: "started", enabled: true, daemonReload: true })
  */
-export function systemd(args: SystemdArgs & TaskOptions): Task {
+export function systemd(args: Deferrable<SystemdArgs> & TaskOptions): Task {
   return makeTask("systemd", args, callerLocation());
 }
 

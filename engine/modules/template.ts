@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { readFileSync } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { isAbsolute, resolve } from "node:path";
@@ -57,7 +58,7 @@ interface Valid extends Attributes {
  * @example
  * template({ src: "agent.conf.hbs", dest: "/etc/spire/agent/agent.conf", mode: "0640", notify: handlers.restart })
  */
-export function template(args: TemplateArgs & TaskOptions): Task {
+export function template(args: Deferrable<TemplateArgs> & TaskOptions): Task {
   return makeTask("template", args, callerLocation());
 }
 

@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { parse } from "yaml";
 import { outputTail } from "../command-error.js";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
@@ -29,7 +30,7 @@ type Facts = { kind: "answered"; info: TpmInfo } | { kind: "silent"; detail: str
  * @example
  * tpmInfo({ tcti: "device:/dev/tpmrm0", register: "tpm" })
  */
-export function tpmInfo(args: TpmInfoArgs & TaskOptions): Task {
+export function tpmInfo(args: Deferrable<TpmInfoArgs> & TaskOptions): Task {
   return makeTask("tpmInfo", args, callerLocation());
 }
 

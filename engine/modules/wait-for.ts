@@ -1,3 +1,4 @@
+import type { Deferrable } from "../dsl/deferred.js";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
 import { quote } from "../shell.js";
 import { ArgReader } from "./args.js";
@@ -28,7 +29,7 @@ interface Valid {
  * @example
  * waitFor({ path: "/run/spire/agent.sock", timeout: 30 })
  */
-export function waitFor(args: WaitForArgs & TaskOptions): Task {
+export function waitFor(args: Deferrable<WaitForArgs> & TaskOptions): Task {
   return makeTask("waitFor", args, callerLocation());
 }
 

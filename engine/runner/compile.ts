@@ -3,6 +3,8 @@ import { Ajv, type ErrorObject } from "ajv";
 import { bug, inputError, OmensError, toOmensError, type Where } from "../errors.js";
 import type { InventoryHost } from "../inventory/load.js";
 import { getModule } from "../modules/index.js";
+import { hasDeferred } from "../dsl/deferred.js";
+import { hiddenLabel, maskArgumentValues } from "./no-log.js";
 import type { AnyModule } from "../modules/types.js";
 import type { Play } from "../dsl/playbook.js";
 import type { RoleUse } from "../dsl/role.js";
@@ -13,7 +15,10 @@ import type { HandlerRef, LoopSpec, Task, TaskContext } from "../dsl/task.js";
 export interface CompiledTask {
   task: Task;
   module: AnyModule;
+  /** Validated arguments; undefined when some are deferred (validated when the task runs). */
   args: unknown;
+  /** Some arguments are computed per host at run time (`deferred`). */
+  deferred?: boolean;
   name: string;
   /** Variables for templates and predicates: host vars, play vars, then role vars. */
   vars: Record<string, unknown>;
@@ -263,9 +268,27 @@ function compileTask(b: Builder, task: Task, inherited: Inherited): CompiledTask
 
 function moduleOf(task: Task, where: Where, role?: string) {
   const module = getModule(task.module, where);
-  const args = module.validate({ ...task.args }, where);
-  const label = module.label(args);
-  return { module, args, name: task.options.name ?? (role ? `${role}: ${label}` : label) };
+  const named: Where =
+    task.options.name === undefined ? where : { ...where, task: task.options.name };
+  const deferred = hasDeferred(task.args);
+  const args = deferred ? undefined : validateArgs(module, task, named);
+  const label =
+    task.options.noLog === true
+      ? hiddenLabel(module.name, task.where)
+      : deferred
+        ? `${module.name} (arguments decided at run time)`
+        : module.label(args);
+  const name = task.options.name ?? (role ? `${role}: ${label}` : label);
+  return { module, args, name, ...(deferred ? { deferred } : {}) };
+}
+
+/** A noLog task's argument errors name the argument but never echo its value. */
+function validateArgs(module: AnyModule, task: Task, where: Where): unknown {
+  try {
+    return module.validate({ ...task.args }, where);
+  } catch (error) {
+    throw task.options.noLog === true ? maskArgumentValues(error, task.args) : error;
+  }
 }
 
 // Options of a loop that each item's task takes unless it sets them itself.

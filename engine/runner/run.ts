@@ -656,7 +656,7 @@ async function ensureConnected(
       task,
       host: state.host.name,
       status: "unreachable",
-      error: describeUnreachable(err),
+      error: describeUnreachable(state.host.name, err),
       durationMs: 0,
       check: options.check,
     });
@@ -676,8 +676,9 @@ async function connect(state: HostState, options: RunOptions): Promise<Connectio
   }
 }
 
-function describeUnreachable(error: OmensError): string {
-  return error.hint ? `${error.message}\n  hint: ${error.hint}` : error.message;
+function describeUnreachable(host: string, error: OmensError): string {
+  const message = `host ${host}: ${error.message}`;
+  return error.hint ? `${message}\n  hint: ${error.hint}` : message;
 }
 
 /** Runs work over items with at most `limit` at a time. */

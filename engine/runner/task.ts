@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { resolveDeferred } from "../dsl/deferred.js";
+import { maskArgumentValues } from "./no-log.js";
 import { describeError, OmensError, taskError, toOmensError, type Where } from "../errors.js";
 import type { DiffEntry, TaskStatus } from "../events.js";
 import { HostReader } from "../facts/reader.js";
@@ -184,7 +186,18 @@ async function delegateOf(
   if (name === state.host.name) return state;
   if (!run.delegate)
     throw taskError("DELEGATE_UNAVAILABLE", "delegateTo is not available here", where);
-  return run.delegate(name, where);
+  try {
+    return await run.delegate(name, where);
+  } catch (error) {
+    // The delegate's failure is this task's: the host the task is for is still reachable.
+    if (!(error instanceof OmensError) || error.family !== "connection") throw error;
+    throw taskError(
+      "DELEGATE_UNREACHABLE",
+      `cannot reach ${name}, which this task delegates to: ${error.message}`,
+      where,
+      error,
+    );
+  }
 }
 
 /** Runs a loop's items one after another; every item runs even when an earlier one fails. */
@@ -361,6 +374,27 @@ async function attemptOnce(
   }
 }
 
+/** The task's arguments for this host: deferred values computed now, then validated. */
+function taskArgs(task: CompiledTask, context: TaskContext, where: Where): unknown {
+  if (task.deferred !== true) return task.args;
+  let raw: Record<string, unknown>;
+  try {
+    raw = resolveDeferred(task.task.args, context);
+  } catch (error) {
+    throw new OmensError(`a deferred argument failed: ${(error as Error).message}`, {
+      code: "DEFERRED_FAILED",
+      family: "task",
+      where,
+      cause: error,
+    });
+  }
+  try {
+    return task.module.validate(raw, where);
+  } catch (error) {
+    throw task.task.options.noLog === true ? maskArgumentValues(error, raw) : error;
+  }
+}
+
 interface Applied {
   plan: Plan;
   result: TaskResult;
@@ -392,8 +426,9 @@ async function planAndApply(
     taskContext: context,
   };
   const reader = new HostReader(connection, where, become);
-  const facts = await task.module.facts(task.args, reader, planContext);
-  const plan = task.module.plan(task.args, facts, planContext);
+  const args = taskArgs(task, context, where);
+  const facts = await task.module.facts(args, reader, planContext);
+  const plan = task.module.plan(args, facts, planContext);
   const runs = plan.status === "changed" && (!context.check || plan.readOnly === true);
   let status = plan.status;
   let reason = plan.reason;
@@ -408,7 +443,7 @@ async function planAndApply(
   let extra: Record<string, unknown> = plan.result ?? {};
   if (runs) {
     const output = await apply(connection, plan, task, where, options, state.host.name);
-    const finished = task.module.finish?.(task.args, plan, output);
+    const finished = task.module.finish?.(args, plan, output);
     if (finished) ({ status, reason } = finished);
     extra = { ...extra, ...(finished?.result ?? {}) };
   }

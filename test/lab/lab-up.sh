@@ -553,6 +553,7 @@ cmd_up() {
   assert_net_free
   t=$(now); install_host_pkgs; T[host-packages]=$(since "$t")
   t=$(now); ensure_rootfs; T[rootfs]=$(since "$t")
+  raise_inotify_limits
   t=$(now); build_lab; T[build]=$(since "$t")
   t=$(now); for_hosts_parallel start_runner; T[boot-to-sshd]=$(since "$t")
   t=$(now); self_check; T[self-check]=$(since "$t")
@@ -560,6 +561,16 @@ cmd_up() {
   T[total]=$(since "$t0")
   print_timings
   log "lab is up: $LAB_DIR/lab.json"
+}
+
+# Every host's systemd, journald and sshd take inotify instances from root's shared budget
+# (128 by default): past a few labs, new hosts boot without sshd. Raise the budget if low.
+raise_inotify_limits() {
+  local key want
+  for key in fs.inotify.max_user_instances=1024 fs.inotify.max_user_watches=524288; do
+    want=${key#*=}
+    (($(sysctl -n "${key%=*}") >= want)) || sysctl -qw "$key"
+  done
 }
 
 # Serialises up/down of all labs on this machine (and rootfs builds). Background children

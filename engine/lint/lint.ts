@@ -1,0 +1,122 @@
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { loadPlaybook } from "../cli.js";
+import { inputError, OmensError } from "../errors.js";
+import type { Inventory } from "../inventory/load.js";
+import { usePlaceholderSecrets } from "../secret.js";
+import { placeKey, type Finding } from "./finding.js";
+import { lintInventory } from "./inventory.js";
+import { errorFinding, modelPlaybook, type LintModel } from "./model.js";
+import { RULES } from "./rules/index.js";
+import { applySkips, type Suppressed } from "./skip.js";
+import { typecheck } from "./typecheck.js";
+
+/** What to lint. */
+export interface LintOptions {
+  /** Playbook files, or folders whose `.ts` files are playbooks. */
+  paths: string[];
+  /** Inventory files every playbook is checked against. */
+  inventories: string[];
+  /** Run the TypeScript compiler over the playbooks (default true). */
+  typecheck?: boolean;
+}
+
+/** Everything one lint run found. */
+export interface LintReport {
+  /** Findings not silenced, merged across hosts, in file and line order. */
+  findings: Finding[];
+  suppressed: Suppressed[];
+  playbooks: string[];
+  inventories: string[];
+}
+
+/**
+ * Checks playbooks against inventories without contacting any host: types, inventory schema,
+ * role variables per host, module arguments, templates rendered per host, and the rules.
+ *
+ * @example
+ * const report = await lint({ paths: ["playbooks/"], inventories: ["inventory/lab.yaml"] });
+ */
+export async function lint(options: LintOptions): Promise<LintReport> {
+  usePlaceholderSecrets();
+  const files = options.paths.flatMap(discover);
+  const model: LintModel = { inventories: [], playbooks: [], problems: [] };
+  for (const file of options.inventories.map((f) => resolve(f))) {
+    const { inventory, findings } = lintInventory(file);
+    model.problems.push(...findings);
+    if (inventory) model.inventories.push(inventory);
+  }
+  if (options.typecheck !== false) model.problems.push(...typecheck(files.map((f) => f.file)));
+  for (const { file, fromFolder } of files) await addPlaybook(model, file, fromFolder);
+  const found = [...model.problems, ...RULES.flatMap((rule) => rule.check(model))];
+  const { active, suppressed } = applySkips(found, model);
+  return {
+    findings: merge(active),
+    suppressed: mergeSuppressed(suppressed),
+    playbooks: model.playbooks.map((p) => p.file),
+    inventories: model.inventories.map((i: Inventory) => i.file),
+  };
+}
+
+interface PlaybookFile {
+  file: string;
+  fromFolder: boolean;
+}
+
+/** A file as given, or the `.ts`/`.mts` files directly inside a folder. */
+function discover(path: string): PlaybookFile[] {
+  const full = resolve(path);
+  if (!existsSync(full)) throw inputError("usage", "LINT_PATH", `no such file or folder: ${path}`);
+  if (!statSync(full).isDirectory()) return [{ file: full, fromFolder: false }];
+  return readdirSync(full)
+    .filter((name) => /\.m?ts$/.test(name) && !name.endsWith(".d.ts"))
+    .sort()
+    .map((name) => ({ file: join(full, name), fromFolder: true }));
+}
+
+/** In a folder, a module with no default export is a helper, not a broken playbook. */
+async function addPlaybook(model: LintModel, file: string, fromFolder: boolean) {
+  try {
+    const playbook = await loadPlaybook(file);
+    model.playbooks.push(modelPlaybook(file, playbook, model.inventories, model.problems));
+  } catch (error) {
+    if (fromFolder && (await isHelperModule(error, file))) return;
+    model.problems.push(errorFinding("playbook-load", error, file));
+  }
+}
+
+async function isHelperModule(error: unknown, file: string): Promise<boolean> {
+  if (!(error instanceof OmensError) || error.code !== "PLAYBOOK_EXPORT") return false;
+  const module = (await import(pathToFileURL(file).href)) as { default?: unknown };
+  return module.default === undefined;
+}
+
+/** Silenced findings merged like active ones; the reason is the skip's, on the task or play. */
+function mergeSuppressed(suppressed: Suppressed[]): Suppressed[] {
+  return merge(suppressed.map((s) => s.finding)).map((finding) => ({
+    finding,
+    reason: (finding.task?.options.lint ?? finding.play?.lint)?.reason ?? "",
+  }));
+}
+
+/** One finding per rule, place and message; the hosts it holds for are gathered. */
+function merge(findings: Finding[]): Finding[] {
+  const merged = new Map<string, Finding>();
+  for (const finding of findings) {
+    const key = `${finding.rule}|${placeKey(finding.where)}|${finding.level}|${finding.message}`;
+    const existing = merged.get(key);
+    if (!existing)
+      merged.set(key, { ...finding, ...(finding.hosts ? { hosts: [...finding.hosts] } : {}) });
+    else
+      for (const host of finding.hosts ?? [])
+        if (!existing.hosts?.includes(host)) existing.hosts?.push(host);
+  }
+  return [...merged.values()].sort(
+    (a, b) =>
+      (a.where.file ?? "").localeCompare(b.where.file ?? "") ||
+      (a.where.line ?? 0) - (b.where.line ?? 0) ||
+      (a.where.column ?? 0) - (b.where.column ?? 0) ||
+      a.rule.localeCompare(b.rule),
+  );
+}

@@ -1,0 +1,103 @@
+import { OmensError, toOmensError } from "../errors.js";
+import type { Inventory, InventoryHost } from "../inventory/load.js";
+import { matchHosts } from "../inventory/patterns.js";
+import type { Play, Playbook } from "../dsl/playbook.js";
+import { expandHost, type HostPlan, type LintTask } from "./expand.js";
+import type { Finding } from "./finding.js";
+
+/**
+ * What lint rules look at: every playbook as loaded, and each of its plays built for every
+ * host it runs on in every inventory given. Nothing here contacts a host.
+ */
+export interface LintModel {
+  inventories: Inventory[];
+  playbooks: PlaybookModel[];
+  /** Problems met while loading and building (type errors, role variables, module arguments). */
+  problems: Finding[];
+}
+
+/** One playbook file and its plays, built once per inventory. */
+export interface PlaybookModel {
+  file: string;
+  playbook: Playbook;
+  runs: PlayRun[];
+}
+
+/** One play against one inventory: the hosts it selects, each with its built tasks. */
+export interface PlayRun {
+  play: Play;
+  /** The play's position in its playbook, from 0. */
+  index: number;
+  inventory: Inventory;
+  hosts: HostPlan[];
+  unmatched: string[];
+}
+
+/** A task as built for one host, with the play run it belongs to. */
+export interface TaskInRun {
+  run: PlayRun;
+  plan: HostPlan;
+  item: LintTask;
+  isHandler: boolean;
+}
+
+/** Builds a playbook's plays for every host of every inventory; problems go to `problems`. */
+export function modelPlaybook(
+  file: string,
+  playbook: Playbook,
+  inventories: Inventory[],
+  problems: Finding[],
+): PlaybookModel {
+  const runs: PlayRun[] = [];
+  for (const inventory of inventories) {
+    playbook.plays.forEach((play, index) => {
+      const run = modelPlay(play, index, inventory, file, problems);
+      if (run) runs.push(run);
+    });
+  }
+  return { file, playbook, runs };
+}
+
+function modelPlay(
+  play: Play,
+  index: number,
+  inventory: Inventory,
+  file: string,
+  problems: Finding[],
+): PlayRun | undefined {
+  let match: { hosts: string[]; unmatched: string[] };
+  try {
+    match = matchHosts(inventory, play.hosts);
+  } catch (error) {
+    const err = toOmensError(error, { code: "PATTERN", family: "playbook" });
+    problems.push({ rule: "task-invalid", message: err.message, where: play.where, play });
+    return undefined;
+  }
+  const hosts = match.hosts.map((name) =>
+    expandHost(play, inventory.hosts.get(name) as InventoryHost, file, problems),
+  );
+  return { play, index, inventory, hosts, unmatched: match.unmatched };
+}
+
+/** Every task and handler of every play run, host by host. */
+export function* allTasks(model: LintModel): Generator<TaskInRun> {
+  for (const playbook of model.playbooks)
+    for (const run of playbook.runs)
+      for (const plan of run.hosts) {
+        for (const item of plan.tasks) yield { run, plan, item, isHandler: false };
+        for (const item of plan.handlers) yield { run, plan, item, isHandler: true };
+      }
+}
+
+/** Every play run of every playbook. */
+export function* allRuns(model: LintModel): Generator<PlayRun> {
+  for (const playbook of model.playbooks) yield* playbook.runs;
+}
+
+/** An OmensError as a finding of the given rule, at the place it names. */
+export function errorFinding(rule: Finding["rule"], error: unknown, file: string): Finding {
+  const err =
+    error instanceof OmensError ? error : toOmensError(error, { code: "BUG", family: "bug" });
+  const where = { file: err.where.file ?? file, line: err.where.line, column: err.where.column };
+  return { rule, message: err.message, where };
+}

@@ -1,0 +1,94 @@
+import type { ErrorObject } from "ajv";
+import type { Where } from "../errors.js";
+import type { InventoryHost } from "../inventory/load.js";
+import type { RoleUse } from "../dsl/role.js";
+import type { Finding } from "./finding.js";
+import { displayPath } from "./format/describe.js";
+
+/**
+ * One role variable that does not fit the role's schema on one host, located where the value
+ * came from: the inventory line for inventory values, the role's use in the play otherwise.
+ */
+export function varProblem(
+  error: ErrorObject,
+  use: RoleUse,
+  host: InventoryHost,
+  vars: Record<string, unknown>,
+): Finding {
+  const params = error.params as { missingProperty?: string; additionalProperty?: string };
+  const path = error.instancePath.split("/").slice(1);
+  const name = params.missingProperty ?? params.additionalProperty ?? path[0] ?? "?";
+  const role = `role ${use.role.name}`;
+  if (params.missingProperty) return missing(name, use, host);
+  const source = sourceOf(name, use, host);
+  const message = params.additionalProperty
+    ? `${role}: unknown variable "${name}" (from ${source.label}); the role declares: ${declared(use)}`
+    : `${role}: variable "${[name, ...path.slice(1)].join(".")}" ${error.message ?? "is invalid"} (got ${JSON.stringify(vars[name])?.slice(0, 60)}, from ${source.label})`;
+  return { rule: "role-vars", message, where: source.where, hosts: [host.name] };
+}
+
+function missing(name: string, use: RoleUse, host: InventoryHost): Finding {
+  const near = Object.keys(host.vars).find((k) => k !== name && isNearMiss(k, name));
+  const base = `role ${use.role.name}: variable "${name}" is missing`;
+  if (!near) return { rule: "role-vars", message: base, where: use.where, hosts: [host.name] };
+  const source = host.varSources[near] ?? "the inventory";
+  return {
+    rule: "role-vars",
+    message: `${base}; the inventory sets "${near}" in ${shortSource(source)}: misspelt?`,
+    where: sourceWhere(source) ?? use.where,
+    hosts: [host.name],
+  };
+}
+
+/** Where a role variable's value came from: play parameters, then inventory, then defaults. */
+function sourceOf(
+  name: string,
+  use: RoleUse,
+  host: InventoryHost,
+): { label: string; where: Where } {
+  if (name in use.params)
+    return {
+      label: `the play (${displayPath(use.where.file ?? "?")}:${use.where.line})`,
+      where: use.where,
+    };
+  const inventory = host.varSources[name];
+  if (inventory)
+    return { label: shortSource(inventory), where: sourceWhere(inventory) ?? use.where };
+  return { label: `the defaults of role ${use.role.name}`, where: use.where };
+}
+
+/** The file:line inside an inventory source label such as "group all (inv.yaml:12)". */
+export function sourceWhere(label: string): Where | undefined {
+  const match = /\((.+):(\d+)\)$/.exec(label);
+  return match ? { file: match[1], line: Number(match[2]) } : undefined;
+}
+
+/** An inventory source label with its file shown relative to the working folder. */
+export function shortSource(label: string): string {
+  const where = sourceWhere(label);
+  return where?.file ? label.replace(where.file, displayPath(where.file)) : label;
+}
+
+function declared(use: RoleUse): string {
+  return Object.keys(use.role.schema.properties ?? {}).join(", ") || "none";
+}
+
+/** Same name but for case, or one edit apart (two for names of 6+ characters). */
+function isNearMiss(a: string, b: string): boolean {
+  if (a.toLowerCase() === b.toLowerCase()) return true;
+  const shorter = Math.min(a.length, b.length);
+  return shorter >= 3 && editDistance(a, b) <= (shorter >= 6 ? 2 : 1);
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}

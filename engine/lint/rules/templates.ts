@@ -1,0 +1,178 @@
+import { createRequire } from "node:module";
+import { OmensError, type Where } from "../../errors.js";
+import { renderTemplateFile, RUN_VARYING_HELPERS } from "../../modules/template.js";
+import { maskSecrets } from "../../secret.js";
+import type { LintTask } from "../expand.js";
+import { placeKey, type Finding, type Rule } from "../finding.js";
+import { allTasks, type LintModel } from "../model.js";
+import { namesUsed, templateSource, type TemplateSource } from "../template-source.js";
+
+export const templateRender: Rule = {
+  id: "template-render",
+  rationale:
+    "A template that fails to render for a host (undefined variable, helper error) fails the run on that host.",
+  level: "error",
+  check: (model) => renders(model).flatMap((r) => (r.error ? [r.error] : [])),
+};
+
+export const templateParse: Rule = {
+  id: "template-parse",
+  rationale:
+    "A rendered HCL or JSON config that does not parse makes its service refuse to start after the change.",
+  level: "error",
+  check: (model) =>
+    renders(model).flatMap((r) => {
+      const problem = r.output === undefined ? undefined : parseProblem(r.item, r.output);
+      return problem ? [problem] : [];
+    }),
+};
+
+export const templateNondeterministic: Rule = {
+  id: "template-nondeterministic",
+  rationale:
+    "A template value that varies between runs (time, user, machine) reports changed and fires handlers every run.",
+  level: "warning",
+  check: (model) => {
+    const found = new Map<string, Finding>();
+    for (const { item } of templateTasks(model)) {
+      const source = templateSource(item.task.args.src as string, item.baseDir);
+      for (const use of source?.ast ? namesUsed(source.ast) : [])
+        if (use.name in RUN_VARYING_HELPERS) {
+          const where = { file: source?.file, line: use.line, column: use.column };
+          found.set(`${placeKey(where)}|${placeKey(item.task.where)}`, {
+            rule: "template-nondeterministic",
+            message: `non-deterministic template value {{${use.name}}}: every run renders a different file, reports changed and notifies its handlers`,
+            where,
+            task: item.task,
+          });
+        }
+    }
+    return [...found.values()];
+  },
+};
+
+interface Render {
+  item: LintTask;
+  output?: string;
+  error?: Finding;
+}
+
+const rendered = new WeakMap<LintModel, Render[]>();
+
+/** Every template task rendered for its host, once per lint run. */
+function renders(model: LintModel): Render[] {
+  let list = rendered.get(model);
+  if (!list) {
+    list = [...templateTasks(model)].map(({ item }) => render(item));
+    rendered.set(model, list);
+  }
+  return list;
+}
+
+function* templateTasks(model: LintModel) {
+  for (const entry of allTasks(model))
+    if (entry.item.task.module === "template" && entry.item.args !== undefined) yield entry;
+}
+
+function render(item: LintTask): Render {
+  const args = item.args as { src: string; vars: Record<string, unknown> };
+  try {
+    const vars = { ...item.vars, ...args.vars };
+    return { item, output: renderTemplateFile(args.src, item.baseDir, vars, item.task.where) };
+  } catch (error) {
+    if (!(error instanceof OmensError)) throw error;
+    return { item, error: renderFinding(error, item) };
+  }
+}
+
+function renderFinding(error: OmensError, item: LintTask): Finding {
+  let where: Where = { file: error.where.file, line: error.where.line, column: error.where.column };
+  if (error.code === "TEMPLATE_SYNTAX" && where.line === undefined) {
+    const source = templateSource((item.args as { src: string }).src, item.baseDir);
+    where = locateHelper(error.message, source) ?? where;
+  }
+  return {
+    rule: "template-render",
+    message: maskSecrets(error.message),
+    where,
+    task: item.task,
+    hosts: [item.host],
+  };
+}
+
+/** A helper error carries no line: point at the first use of the helper it names. */
+function locateHelper(message: string, source: TemplateSource | undefined): Where | undefined {
+  const name = /"([\w.-]+)"|#(\w+)/.exec(message)?.slice(1).find(Boolean);
+  const use = source?.ast ? namesUsed(source.ast).find((n) => n.name === name) : undefined;
+  return use ? { file: source?.file, line: use.line, column: use.column } : undefined;
+}
+
+/** The config language of a rendered file, from its destination's name. */
+export function configFormat(dest: string): "hcl" | "json" | undefined {
+  if (dest.endsWith(".json")) return "json";
+  if (dest.endsWith(".hcl")) return "hcl";
+  // nginx also names its files .conf, in a syntax of its own that lint does not parse.
+  if (dest.endsWith(".conf") && !dest.startsWith("/etc/nginx/")) return "hcl";
+  return undefined;
+}
+
+function parseProblem(item: LintTask, output: string): Finding | undefined {
+  const args = item.args as { src: string; dest: string };
+  const format = configFormat(args.dest);
+  if (!format) return undefined;
+  const error = format === "json" ? jsonError(output) : hclError(output);
+  if (!error) return undefined;
+  const source = templateSource(args.src, item.baseDir);
+  const text = output.split("\n")[error.line - 1]?.trim() ?? "";
+  const sameShape = source && source.text.split("\n").length === output.split("\n").length;
+  return {
+    rule: "template-parse",
+    message: maskSecrets(
+      `rendered ${args.dest} is not valid ${format.toUpperCase()}: ${error.message} (output line ${error.line}: ${JSON.stringify(text.slice(0, 80))})`,
+    ),
+    where: sameShape
+      ? { file: source.file, line: error.line, column: error.column }
+      : { file: source?.file ?? item.task.where.file },
+    task: item.task,
+    hosts: [item.host],
+  };
+}
+
+interface ParseError {
+  message: string;
+  line: number;
+  column: number;
+}
+
+function jsonError(text: string): ParseError | undefined {
+  try {
+    JSON.parse(text);
+    return undefined;
+  } catch (error) {
+    const message = (error as Error).message;
+    const offset = Number(/at position (\d+)/.exec(message)?.[1] ?? text.length);
+    const before = text.slice(0, offset).split("\n");
+    return {
+      message: message.replace(/ in JSON at position \d+.*$/, ""),
+      line: before.length,
+      column: (before.at(-1)?.length ?? 0) + 1,
+    };
+  }
+}
+
+type HclParser = { parse(text: string): string };
+let hcl: HclParser | undefined;
+
+/** HCL v1 (the dialect SPIRE and OpenBao read); the parser returns an error as text. */
+function hclError(text: string): ParseError | undefined {
+  hcl ??= createRequire(import.meta.url)("js-hcl-parser") as HclParser;
+  const result = hcl.parse(text);
+  try {
+    JSON.parse(result);
+    return undefined;
+  } catch {
+    const at = /At (\d+):(\d+): (.*)$/.exec(result);
+    const message = (at?.[3] ?? result).replace(/^unable to parse JSON: /, "");
+    return { message, line: Number(at?.[1] ?? 1), column: Number(at?.[2] ?? 1) };
+  }
+}

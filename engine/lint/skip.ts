@@ -1,0 +1,87 @@
+import type { Where } from "../errors.js";
+import type { Play } from "../dsl/playbook.js";
+import type { Task } from "../dsl/task.js";
+import { placeKey, type Finding } from "./finding.js";
+import { allTasks, type LintModel } from "./model.js";
+import { isSkippable, LINT_RULE_IDS, type LintSkip } from "./rule-ids.js";
+
+/** A finding a task or play silenced, with the reason it gave. */
+export interface Suppressed {
+  finding: Finding;
+  reason: string;
+}
+
+interface Owner {
+  where: Where;
+  lint: LintSkip;
+  used: Set<string>;
+}
+
+/**
+ * Drops findings their task or play skips with a reason, and reports skips that are
+ * malformed (no reason, an unknown or unskippable rule) or silence nothing.
+ */
+export function applySkips(
+  findings: Finding[],
+  model: LintModel,
+): { active: Finding[]; suppressed: Suppressed[] } {
+  const owners = skipOwners(model);
+  const active: Finding[] = [];
+  const suppressed: Suppressed[] = [];
+  for (const finding of findings) {
+    const subject = finding.task ?? finding.play;
+    const owner = subject && owners.get(placeKey(subject.where));
+    if (owner && silences(owner.lint, finding.rule)) {
+      owner.used.add(finding.rule);
+      suppressed.push({ finding, reason: owner.lint.reason });
+    } else active.push(finding);
+  }
+  return { active: [...active, ...[...owners.values()].flatMap(skipProblems)], suppressed };
+}
+
+function silences(lint: LintSkip, rule: string): boolean {
+  return hasReason(lint) && isSkippable(rule) && (lint.skip as string[]).includes(rule);
+}
+
+function hasReason(lint: LintSkip): boolean {
+  return typeof lint.reason === "string" && lint.reason.trim() !== "";
+}
+
+function skipOwners(model: LintModel): Map<string, Owner> {
+  const owners = new Map<string, Owner>();
+  const add = (subject: Task | Play, lint: LintSkip | undefined) => {
+    const key = placeKey(subject.where);
+    if (lint && !owners.has(key)) owners.set(key, { where: subject.where, lint, used: new Set() });
+  };
+  for (const { item } of allTasks(model)) add(item.task, item.task.options.lint);
+  for (const { playbook } of model.playbooks)
+    for (const play of playbook.plays) add(play, play.lint);
+  return owners;
+}
+
+function skipProblems(owner: Owner): Finding[] {
+  const problem = (message: string, level: Finding["level"] = "error"): Finding => ({
+    rule: "lint-skip",
+    message,
+    where: owner.where,
+    ...(level === "warning" ? { level } : {}),
+  });
+  const ids = Array.isArray(owner.lint.skip) ? (owner.lint.skip as string[]) : [];
+  const findings: Finding[] = [];
+  if (!hasReason(owner.lint))
+    findings.push(problem("lint.skip has no reason; give the reason a reviewer reads"));
+  if (ids.length === 0) findings.push(problem("lint.skip names no rule"));
+  for (const id of ids) {
+    if (!(LINT_RULE_IDS as readonly string[]).includes(id))
+      findings.push(
+        problem(`lint.skip names "${id}", which is no rule (rules: ${LINT_RULE_IDS.join(", ")})`),
+      );
+    else if (!isSkippable(id))
+      findings.push(problem(`rule ${id} cannot be skipped: the engine refuses what it finds`));
+    else if (hasReason(owner.lint) && !owner.used.has(id))
+      findings.push(
+        problem(`lint.skip names ${id}, but ${id} finds nothing here: remove it`, "warning"),
+      );
+  }
+  return findings;
+}

@@ -1,0 +1,354 @@
+import { execFile } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join, resolve } from "node:path";
+import { promisify } from "node:util";
+import ajvDraft04 from "ajv-draft-04";
+import { describe, expect, it } from "vitest";
+import { loadPlaybook } from "../../engine/cli.js";
+import { loadInventory } from "../../engine/inventory/load.js";
+import { matchHosts } from "../../engine/inventory/patterns.js";
+import { compileHost } from "../../engine/runner/compile.js";
+import { expandHost } from "../../engine/lint/expand.js";
+import type { Finding } from "../../engine/lint/finding.js";
+import { formatSarif } from "../../engine/lint/format/sarif.js";
+import { lint } from "../../engine/lint/lint.js";
+import { LINT_RULE_IDS } from "../../engine/lint/rule-ids.js";
+import { describeNumericMode } from "../../engine/lint/rules/risky-octal.js";
+import { isSecretName } from "../../engine/lint/rules/secrets.js";
+import { configFormat } from "../../engine/lint/rules/templates.js";
+import { typecheck } from "../../engine/lint/typecheck.js";
+
+// The SARIF 2.1.0 schema is JSON Schema draft-04; ajv reads that dialect through ajv-draft-04.
+const Ajv04 = ajvDraft04.default;
+const root = resolve(import.meta.dirname, "../..");
+const fixtures = join(root, "test/fixtures/lint");
+const fixture = (name: string) => join(fixtures, name);
+const inventory = fixture("inventory.yaml");
+
+async function findings(playbook: string, inventories = [inventory]): Promise<Finding[]> {
+  const report = await lint({ paths: [fixture(playbook)], inventories, typecheck: false });
+  return report.findings;
+}
+
+/** The one finding each broken fixture must give: rule, file and line, and nothing else. */
+const broken: {
+  playbook: string;
+  inventory?: string;
+  rule: string;
+  file: string;
+  line?: number;
+}[] = [
+  { playbook: "command-changed.ts", rule: "command-changed", file: "command-changed.ts", line: 6 },
+  { playbook: "risky-octal.ts", rule: "risky-octal", file: "risky-octal.ts", line: 8 },
+  { playbook: "task-invalid.ts", rule: "task-invalid", file: "task-invalid.ts", line: 6 },
+  { playbook: "playbook-load.ts", rule: "playbook-load", file: "playbook-load.ts", line: 5 },
+  {
+    playbook: "template-render.ts",
+    rule: "template-render",
+    file: "templates/undefined-var.txt.hbs",
+    line: 2,
+  },
+  {
+    playbook: "template-parse.ts",
+    rule: "template-parse",
+    file: "templates/broken.hcl.hbs",
+    line: 2,
+  },
+  {
+    playbook: "template-parse-json.ts",
+    rule: "template-parse",
+    file: "templates/broken.json.hbs",
+    line: 4,
+  },
+  {
+    playbook: "template-nondeterministic.ts",
+    rule: "template-nondeterministic",
+    file: "templates/stamped.txt.hbs",
+    line: 2,
+  },
+  { playbook: "secret-no-log.ts", rule: "secret-no-log", file: "secret-no-log.ts", line: 7 },
+  {
+    playbook: "handler-undefined.ts",
+    rule: "handler-undefined",
+    file: "handler-undefined.ts",
+    line: 7,
+  },
+  { playbook: "handler-unused.ts", rule: "handler-unused", file: "handler-unused.ts", line: 6 },
+  { playbook: "name-missing.ts", rule: "name-missing", file: "name-missing.ts", line: 5 },
+  { playbook: "play-serial.ts", rule: "play-serial", file: "play-serial.ts", line: 5 },
+  { playbook: "play-no-hosts.ts", rule: "play-no-hosts", file: "play-no-hosts.ts", line: 5 },
+  { playbook: "lint-skip.ts", rule: "lint-skip", file: "lint-skip.ts", line: 7 },
+  {
+    playbook: "clean.ts",
+    inventory: "inventory-schema.yaml",
+    rule: "inventory-schema",
+    file: "inventory-schema.yaml",
+    line: 6,
+  },
+  {
+    playbook: "clean.ts",
+    inventory: "role-vars.yaml",
+    rule: "role-vars",
+    file: "role-vars.yaml",
+    line: 4,
+  },
+  {
+    playbook: "clean.ts",
+    inventory: "role-vars-type.yaml",
+    rule: "role-vars",
+    file: "role-vars-type.yaml",
+    line: 8,
+  },
+  {
+    playbook: "clean.ts",
+    inventory: "secret-plain-var.yaml",
+    rule: "secret-plain-var",
+    file: "secret-plain-var.yaml",
+    line: 11,
+  },
+];
+
+describe("omens-play lint: one broken fixture per check", () => {
+  for (const c of broken) {
+    const label = c.inventory ? `${c.playbook} with ${c.inventory}` : c.playbook;
+    it(`${label} gives exactly one ${c.rule} finding at ${c.file}:${c.line}`, async () => {
+      const found = await findings(c.playbook, [fixture(c.inventory ?? "inventory.yaml")]);
+      expect(found.map((f) => [f.rule, f.where.file, f.where.line])).toEqual([
+        [c.rule, fixture(c.file), c.line],
+      ]);
+    });
+  }
+
+  it("covers every rule id", () => {
+    const covered = new Set([...broken.map((c) => c.rule), "type-error"]);
+    expect(LINT_RULE_IDS.filter((id) => !covered.has(id))).toEqual([]);
+  });
+
+  it("type-checks every fixture and finds only the type error of type-error.ts", () => {
+    const files = readdirSync(fixtures)
+      .filter((f) => f.endsWith(".ts"))
+      .map(fixture);
+    const found = typecheck(files);
+    expect(found.map((f) => [f.rule, f.where.file, f.where.line, f.where.column])).toEqual([
+      ["type-error", fixture("type-error.ts"), 4, 7],
+    ]);
+    expect(found[0]?.message).toContain("TS2322");
+  }, 60_000);
+});
+
+describe("omens-play lint: what the findings say", () => {
+  it("a numeric mode names the 0o value and the string to write", async () => {
+    const [finding] = await findings("risky-octal.ts");
+    expect(finding?.message).toBe(
+      'mode is the number 2755, which means 0o5303, not 0o2755; write mode: "2755"',
+    );
+  });
+
+  it("a number from an octal literal suggests its octal digits", () => {
+    expect(describeNumericMode("mode", 0o755)).toBe(
+      'mode is the number 493 (0o755); modes are strings: write mode: "0755"',
+    );
+  });
+
+  it("an undefined template variable names the template line and every host", async () => {
+    const [finding] = await findings("template-render.ts");
+    expect(finding?.message).toBe('template variable "siteOwner" is not defined');
+    expect(finding?.where.column).toBe(9);
+    expect(finding?.hosts).toEqual(["s1", "a1", "a2"]);
+  });
+
+  it("a misspelt inventory variable names the variable, the group and file, and the hosts", async () => {
+    const [finding] = await findings("clean.ts", [fixture("role-vars.yaml")]);
+    expect(finding?.message).toBe(
+      'role demo: variable "site" is missing; the inventory sets "sitee" in group all (test/fixtures/lint/role-vars.yaml:4): misspelt?',
+    );
+    expect(finding?.hosts).toEqual(["s1", "a1", "a2"]);
+  });
+
+  it("a wrongly typed variable names the host and where its value came from", async () => {
+    const [finding] = await findings("clean.ts", [fixture("role-vars-type.yaml")]);
+    expect(finding?.message).toContain('variable "port" must be integer (got "8081"');
+    expect(finding?.message).toContain(
+      "from group servers (test/fixtures/lint/role-vars-type.yaml:8)",
+    );
+    expect(finding?.hosts).toEqual(["s1"]);
+  });
+
+  it("an HCL parse error quotes the rendered line", async () => {
+    const [finding] = await findings("template-parse.ts");
+    expect(finding?.message).toContain("is not valid HCL");
+    expect(finding?.message).toContain('(output line 2: "site = demo")');
+  });
+
+  it("the run-varying helper warning says every run reports changed (B04)", async () => {
+    const [finding] = await findings("template-nondeterministic.ts");
+    expect(finding?.message).toContain("non-deterministic template value {{controllerTime}}");
+    expect(finding?.message).toContain("reports changed");
+  });
+
+  it("a Secret on a command line without noLog names the argument", async () => {
+    const [finding] = await findings("secret-no-log.ts");
+    expect(finding?.message).toContain("(argv[2]) without noLog");
+  });
+
+  it("names that hold secrets are told from names about them", () => {
+    const secret = ["joinToken", "db_password", "unsealKey", "apiKey", "clientSecret", "token"];
+    const not = ["publicKey", "tokenTtl", "keyFile", "ekCaBundle", "signingKeyId", "site"];
+    expect(secret.filter((n) => !isSecretName(n))).toEqual([]);
+    expect(not.filter((n) => isSecretName(n))).toEqual([]);
+  });
+
+  it("config formats follow the destination's name; nginx .conf files are not HCL", () => {
+    expect(configFormat("/etc/spire/server/server.conf")).toBe("hcl");
+    expect(configFormat("/etc/openbao/config.hcl")).toBe("hcl");
+    expect(configFormat("/etc/step-ca/config/ca.json")).toBe("json");
+    expect(configFormat("/etc/nginx/conf.d/jwks.conf")).toBeUndefined();
+    expect(configFormat("/etc/motd")).toBeUndefined();
+  });
+});
+
+describe("omens-play lint: clean input", () => {
+  it("the clean fixture gives no finding and silences nothing", async () => {
+    const report = await lint({ paths: [fixture("clean.ts")], inventories: [inventory] });
+    expect(report.findings).toEqual([]);
+    expect(report.suppressed).toEqual([]);
+  }, 60_000);
+
+  it("a skip with a reason silences its finding for that task only, and keeps the reason", async () => {
+    const report = await lint({
+      paths: [fixture("skipped.ts")],
+      inventories: [inventory],
+      typecheck: false,
+    });
+    expect(report.findings).toEqual([]);
+    expect(report.suppressed.map((s) => [s.finding.rule, s.finding.where.line, s.reason])).toEqual([
+      ["command-changed", 7, "a read-only report; changed is honest"],
+    ]);
+  });
+
+  it("the shipped playbooks are clean against the lab and production inventories", async () => {
+    const report = await lint({
+      paths: [join(root, "playbooks")],
+      inventories: [join(root, "inventory/lab.yaml"), join(root, "inventory/production.yaml")],
+    });
+    expect(report.findings).toEqual([]);
+    expect(report.playbooks.length).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("lint builds the same tasks, names and variables per host as the runner's compile step", async () => {
+    for (const [file, inv] of [
+      [fixture("clean.ts"), inventory],
+      [join(root, "playbooks/sprint1-foundation.ts"), join(root, "inventory/lab.yaml")],
+    ] as const) {
+      const playbook = await loadPlaybook(file);
+      const loaded = loadInventory(inv);
+      for (const play of playbook.plays)
+        for (const name of matchHosts(loaded, play.hosts).hosts) {
+          const host = loaded.hosts.get(name)!;
+          const problems: Finding[] = [];
+          const plan = expandHost(play, host, file, problems);
+          const compiled = compileHost(play, host, file);
+          expect(problems).toEqual([]);
+          const shape = (t: { task: { where: unknown }; vars: unknown; baseDir: string }) => [
+            t.task.where,
+            t.vars,
+            t.baseDir,
+          ];
+          expect(plan.tasks.map(shape)).toEqual(compiled.tasks.map(shape));
+          expect(plan.handlers.map((h) => [h.handler?.id, h.handler?.name])).toEqual(
+            compiled.handlers.map((h) => [h.id, h.name]),
+          );
+        }
+    }
+  });
+});
+
+describe("omens-play lint: SARIF", () => {
+  it("validates against the SARIF 2.1.0 JSON schema, with rule metadata and suppressions", async () => {
+    const report = await lint({
+      paths: ["command-changed.ts", "template-render.ts", "skipped.ts", "play-no-hosts.ts"].map(
+        fixture,
+      ),
+      inventories: [inventory],
+      typecheck: false,
+    });
+    const sarif = JSON.parse(formatSarif(report, root)) as {
+      runs: { tool: { driver: { rules: { id: string }[] } }; results: { ruleId: string }[] }[];
+    };
+    const schemaFile = createRequire(import.meta.url).resolve(
+      "@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json",
+    );
+    const schema = JSON.parse(readFileSync(schemaFile, "utf8")) as object;
+    const ajv = new Ajv04({ allErrors: true, strict: false, unicodeRegExp: false });
+    const validate = ajv.compile(schema);
+    expect(validate(sarif) ? [] : validate.errors).toEqual([]);
+    const run = sarif.runs[0]!;
+    expect(run.tool.driver.rules.map((r) => r.id)).toEqual([...LINT_RULE_IDS]);
+    expect(run.results.map((r) => r.ruleId).sort()).toEqual([
+      "command-changed",
+      "command-changed",
+      "play-no-hosts",
+      "template-render",
+    ]);
+  });
+
+  it("a schema-invalid log is refused, so the validation above can fail", () => {
+    const schemaFile = createRequire(import.meta.url).resolve(
+      "@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json",
+    );
+    const ajv = new Ajv04({ strict: false, unicodeRegExp: false });
+    const validate = ajv.compile(JSON.parse(readFileSync(schemaFile, "utf8")) as object);
+    expect(validate({ version: "2.1.0", runs: [{ results: [{ message: {} }] }] })).toBe(false);
+  });
+});
+
+describe("omens-play lint: the command line", () => {
+  const run = promisify(execFile);
+  const cli = async (...args: string[]) => {
+    try {
+      const { stdout } = await run("node", ["bin/omens-play.js", "lint", ...args], { cwd: root });
+      return { code: 0, stdout };
+    } catch (error) {
+      const e = error as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout + e.stderr };
+    }
+  };
+  const fixtureArgs = (name: string) => [
+    `test/fixtures/lint/${name}`,
+    "-i",
+    "test/fixtures/lint/inventory.yaml",
+    "--no-typecheck",
+  ];
+
+  it("prints file:line:col rule-id level: message and exits 2 on an error", async () => {
+    const { code, stdout } = await cli(...fixtureArgs("command-changed.ts"));
+    expect(code).toBe(2);
+    expect(stdout).toMatch(
+      /^test\/fixtures\/lint\/command-changed\.ts:6:13 command-changed error: task "the report is written" has neither/m,
+    );
+  }, 30_000);
+
+  it("exits 0 on warnings only, and 2 with --strict", async () => {
+    expect((await cli(...fixtureArgs("name-missing.ts"))).code).toBe(0);
+    expect((await cli(...fixtureArgs("name-missing.ts"), "--strict")).code).toBe(2);
+  }, 30_000);
+
+  it("--format json gives one document with the findings and a summary", async () => {
+    const { code, stdout } = await cli(...fixtureArgs("handler-undefined.ts"), "--format", "json");
+    expect(code).toBe(2);
+    const report = JSON.parse(stdout) as {
+      findings: { rule: string; file: string; line: number }[];
+    };
+    expect(report.findings.map((f) => [f.rule, f.file, f.line])).toEqual([
+      ["handler-undefined", "test/fixtures/lint/handler-undefined.ts", 7],
+    ]);
+  }, 30_000);
+
+  it("exits 5 on bad usage: an unknown format or a missing path", async () => {
+    expect((await cli("--format", "xml")).code).toBe(5);
+    const missing = await cli("no/such/playbooks", "--no-typecheck");
+    expect(missing.code).toBe(5);
+    expect(missing.stdout).toContain("no such file or folder: no/such/playbooks");
+  }, 30_000);
+});
