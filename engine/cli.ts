@@ -294,13 +294,15 @@ function locate(error: unknown, file: string) {
 
 /** `--step`: asks on the terminal until the answer is yes, no or continue. */
 function stepPrompt(ask: (question: string) => Promise<string>) {
+  let continued = false;
   return async (task: string): Promise<StepAnswer> => {
-    for (;;) {
+    while (!continued) {
       const answer = (await ask(`Perform task "${task}"? (y)es/(n)o/(c)ontinue: `)).trim();
       if (/^y(es)?$/i.test(answer)) return "yes";
       if (/^n(o)?$/i.test(answer)) return "no";
-      if (/^c(ontinue)?$/i.test(answer)) return "continue";
+      continued = /^c(ontinue)?$/i.test(answer);
     }
+    return "continue";
   };
 }
 

@@ -358,6 +358,7 @@ const loopModule: AnyModule = {
   },
 };
 
+// Known limit: handlers are not filtered by tags; a notified handler runs whatever --tags says.
 function buildHandlers(
   b: Builder,
   owner: string,

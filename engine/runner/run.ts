@@ -9,7 +9,7 @@ import {
   type OmensError,
   type Where,
 } from "../errors.js";
-import type { Gathered, HostFacts } from "../facts/gathered.js";
+import type { FactParts, Gathered, HostFacts } from "../facts/gathered.js";
 import type { Inventory, InventoryHost } from "../inventory/load.js";
 import { matchHosts } from "../inventory/patterns.js";
 import type { Connection } from "../connection/types.js";
@@ -67,6 +67,8 @@ export interface HostState {
   simulated: Set<string>;
   /** The host has been part of a batch (hosts only delegated to are not). */
   started?: boolean;
+  /** Told before facts are gathered (for `-v`). */
+  onGather?: (parts: FactParts) => void;
   /** Facts gathered this run (once per host). */
   gathered?: Gathered;
   facts?: HostFacts;
@@ -190,6 +192,7 @@ export async function runPlaybook(
     let state = states.get(name);
     if (!state) {
       state = newHostState(inventory.hosts.get(name) as InventoryHost);
+      state.onGather = gatherNotice(name, options);
       states.set(name, state);
     }
     return state;
@@ -212,6 +215,14 @@ export async function runPlaybook(
     ...(result.untouched.length > 0 ? { untouched: result.untouched } : {}),
   });
   return result;
+}
+
+function gatherNotice(host: string, options: RunOptions) {
+  return (parts: FactParts) => {
+    if (options.verbosity < 1) return;
+    const what = `os, kernel, hostname, init, addresses, tpm${parts.packages ? ", packages" : ""}`;
+    options.sink({ kind: "command", host, command: `gather facts (${what})` });
+  };
 }
 
 function newHostState(host: InventoryHost): HostState {
@@ -279,8 +290,9 @@ async function runPlay(prepared: PreparedPlay, run: PlayRun): Promise<boolean> {
     states.forEach((s) => (s.started = true));
     const stopped = await runBatch(prepared, states, title, run);
     await runHandlers(prepared, states, title, options, delegation(run));
-    if (stopped) {
-      const later = batches.slice(index + 1).flat();
+    const later = batches.slice(index + 1).flat();
+    // A failed last batch has no later batches to stop: nothing to report.
+    if (stopped && (later.length > 0 || stopped.scope === "run")) {
       run.untouched.push(...later);
       const message =
         later.length > 0 ? `${stopped.message} (${later.join(", ")})` : stopped.message;
@@ -336,6 +348,7 @@ async function runBatch(
     if (ready.length === 0) return undefined;
     const pc = Math.min(...ready.map((c) => c.pc));
     const group = ready.filter((c) => c.pc === pc);
+    // Known limit: --step asks about tasks only; handlers run without a question.
     if (asking) {
       const answer = await (run.options.confirm as NonNullable<RunOptions["confirm"]>)(
         taskAt(group[0] as Cursor).name,
@@ -458,6 +471,7 @@ function taskRun(cursor: Cursor, run: PlayRun) {
  * `runOnce`: the first host of the batch runs the task; every host at this step registers its
  * result (each host's own copy of the task), and a failure is a failure on each of them.
  */
+// Known limit: handlers the task notifies are queued on the host that ran it only.
 async function runOnce(group: Cursor[], title: string, run: PlayRun) {
   const first = group[0] as Cursor;
   const task = taskAt(first);
