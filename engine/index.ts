@@ -8,7 +8,25 @@ export {
   type SerialStep,
 } from "./dsl/playbook.js";
 export { defineRole, type RoleContext, type RoleFactory, type RoleSpec } from "./dsl/role.js";
-export type { HandlerRef, Task, TaskContext, TaskOptions, TaskResult } from "./dsl/task.js";
+export type {
+  Failure,
+  HandlerRef,
+  Task,
+  TaskContext,
+  TaskOptions,
+  TaskResult,
+} from "./dsl/task.js";
+export { block, type Block, type BlockOptions, type BlockSpec, type Step } from "./dsl/block.js";
+export { loop, type ItemResult, type LoopOptions, type LoopResult } from "./dsl/loop.js";
+export type {
+  AddressFacts,
+  HostFacts,
+  InitFacts,
+  InstalledPackage,
+  OsFacts,
+  PackageFact,
+  TpmFacts,
+} from "./facts/gathered.js";
 export { Secret } from "./secret.js";
 export { deferred, type Deferred, type Deferrable } from "./dsl/deferred.js";
 export { Type, type Static } from "@sinclair/typebox";

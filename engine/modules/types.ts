@@ -1,7 +1,7 @@
 import type { Where } from "../errors.js";
 import type { DiffEntry } from "../events.js";
 import type { HostReader } from "../facts/reader.js";
-import type { TaskResult } from "../dsl/task.js";
+import type { TaskContext, TaskResult } from "../dsl/task.js";
 
 /** A change to make on a host. Ops are data: check mode plans them and applies none. */
 export type Op =
@@ -62,6 +62,8 @@ export interface PlanContext {
   task: string;
   /** Directory that relative `src` paths are resolved against (a role's or playbook's). */
   baseDir: string;
+  /** What the task's predicates see (facts, registered results), for modules that run them. */
+  taskContext?: TaskContext;
 }
 
 /** The output of the ops a task ran; command-like modules register it. */
