@@ -208,7 +208,16 @@ describe("step-ca ca.json", () => {
       stdout: "a.b.c.d.e",
     },
   };
-  const ctx = (check: boolean): TaskContext => ({ host: "ca", vars: {}, registered, check });
+  // Only `registered` and `check` matter to ca.json; gathered facts are never read.
+  const ctx = (check: boolean): TaskContext => ({
+    host: "ca",
+    vars: {},
+    registered,
+    check,
+    facts: {} as TaskContext["facts"],
+    failure: { kind: "none" },
+    result: () => undefined,
+  });
   const base = { stepCaRelease: release, stepRelease: release, stepCaDnsNames: ["ca.funlab.casa"] };
 
   it("gives tpm-devid 90-day certificates and keys the lab intermediate from a file", () => {
