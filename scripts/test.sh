@@ -28,6 +28,9 @@ npx prettier --check . >/dev/null
 npx eslint .
 npx tsc --noEmit -p tsconfig.json
 
+log "lint the shipped playbooks (no host contacted)"
+node bin/omens-play.js lint playbooks/ -i inventory/lab.yaml -i inventory/production.yaml
+
 log "lab up"
 trap 'log "lab down"; bash test/lab/lab-up.sh down || true' EXIT
 bash test/lab/lab-up.sh up

@@ -5,6 +5,8 @@ import { OmensError, toOmensError, type Where } from "../errors.js";
 import type { InventoryHost } from "../inventory/load.js";
 import { getModule } from "../modules/index.js";
 import { mergeRoleVars } from "../runner/compile.js";
+import { hiddenLabel, maskArgumentValues } from "../runner/no-log.js";
+import { hasDeferred } from "../dsl/deferred.js";
 import type { Play } from "../dsl/playbook.js";
 import type { RoleUse } from "../dsl/role.js";
 import type { Step } from "../dsl/block.js";
@@ -173,10 +175,15 @@ function addTask(
   if (role) lintTask.role = role;
   try {
     const module = getModule(task.module, task.where);
-    lintTask.args = module.validate({ ...task.args }, task.where);
-    lintTask.label = module.label(lintTask.args);
+    // Deferred arguments are decided per host at run time; like the runner, check them then.
+    if (!hasDeferred(task.args)) {
+      lintTask.args = module.validate({ ...task.args }, task.where);
+      lintTask.label = module.label(lintTask.args);
+    }
+    if (task.options.noLog === true) lintTask.label = hiddenLabel(module.name, task.where);
   } catch (error) {
-    const problem = invalidTask(error, task, host);
+    const masked = task.options.noLog === true ? maskArgumentValues(error, task.args) : error;
+    const problem = invalidTask(masked, task, host);
     if (problem) problems.push(problem);
   }
   into.push(lintTask);

@@ -10,7 +10,7 @@ import { lintInventory } from "./inventory.js";
 import { errorFinding, modelPlaybook, type LintModel } from "./model.js";
 import { RULES } from "./rules/index.js";
 import { applySkips, type Suppressed } from "./skip.js";
-import { typecheck } from "./typecheck.js";
+import { typecheckInThread } from "./typecheck-thread.js";
 
 /** What to lint. */
 export interface LintOptions {
@@ -43,13 +43,20 @@ export async function lint(options: LintOptions): Promise<LintReport> {
   const files = options.paths.flatMap(discover);
   const model: LintModel = { inventories: [], playbooks: [], problems: [] };
   for (const file of options.inventories.map((f) => resolve(f))) {
+    if (!existsSync(file))
+      throw inputError("usage", "LINT_INVENTORY", `inventory not found: ${file}`, { file });
     const { inventory, findings } = lintInventory(file);
     model.problems.push(...findings);
     if (inventory) model.inventories.push(inventory);
   }
-  if (options.typecheck !== false) model.problems.push(...typecheck(files.map((f) => f.file)));
+  const types =
+    options.typecheck === false ? Promise.resolve([]) : typecheckInThread(files.map((f) => f.file));
   for (const { file, fromFolder } of files) await addPlaybook(model, file, fromFolder);
-  const found = [...model.problems, ...RULES.flatMap((rule) => rule.check(model))];
+  const found = [
+    ...model.problems,
+    ...RULES.flatMap((rule) => rule.check(model)),
+    ...(await types),
+  ];
   const { active, suppressed } = applySkips(found, model);
   return {
     findings: merge(active),
@@ -82,7 +89,13 @@ async function addPlaybook(model: LintModel, file: string, fromFolder: boolean) 
     model.playbooks.push(modelPlaybook(file, playbook, model.inventories, model.problems));
   } catch (error) {
     if (fromFolder && (await isHelperModule(error, file))) return;
-    model.problems.push(errorFinding("playbook-load", error, file));
+    const finding = errorFinding("playbook-load", error, file);
+    const loading = error instanceof OmensError && error.code === "PLAYBOOK_LOAD";
+    model.problems.push(
+      loading
+        ? { ...finding, message: `loading the playbook failed: ${finding.message}` }
+        : finding,
+    );
   }
 }
 
@@ -92,19 +105,28 @@ async function isHelperModule(error: unknown, file: string): Promise<boolean> {
   return module.default === undefined;
 }
 
-/** Silenced findings merged like active ones; the reason is the skip's, on the task or play. */
+/** Silenced findings merged like active ones, each keeping the reason its skip gave. */
 function mergeSuppressed(suppressed: Suppressed[]): Suppressed[] {
+  const reasons = new Map(suppressed.map((s) => [mergeKey(s.finding), s.reason]));
   return merge(suppressed.map((s) => s.finding)).map((finding) => ({
     finding,
-    reason: (finding.task?.options.lint ?? finding.play?.lint)?.reason ?? "",
+    reason: reasons.get(mergeKey(finding)) ?? "",
   }));
 }
 
-/** One finding per rule, place and message; the hosts it holds for are gathered. */
+function mergeKey(finding: Finding): string {
+  return `${finding.rule}|${placeKey(finding.where)}|${finding.level}|${finding.message}`;
+}
+
+/**
+ * One finding per rule, place and message; the hosts it holds for are gathered.
+ * Known limit: hosts are named as in their inventory, so with several inventories that share
+ * host names a host list does not say which inventory it came from (the message's source does).
+ */
 function merge(findings: Finding[]): Finding[] {
   const merged = new Map<string, Finding>();
   for (const finding of findings) {
-    const key = `${finding.rule}|${placeKey(finding.where)}|${finding.level}|${finding.message}`;
+    const key = mergeKey(finding);
     const existing = merged.get(key);
     if (!existing)
       merged.set(key, { ...finding, ...(finding.hosts ? { hosts: [...finding.hosts] } : {}) });

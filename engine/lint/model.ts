@@ -1,9 +1,10 @@
 import { OmensError, toOmensError } from "../errors.js";
 import type { Inventory, InventoryHost } from "../inventory/load.js";
 import { matchHosts } from "../inventory/patterns.js";
+import { preparePlaybook } from "../runner/run.js";
 import type { Play, Playbook } from "../dsl/playbook.js";
 import { expandHost, type HostPlan, type LintTask } from "./expand.js";
-import type { Finding } from "./finding.js";
+import { taskFinding, type Finding } from "./finding.js";
 
 /**
  * What lint rules look at: every playbook as loaded, and each of its plays built for every
@@ -50,12 +51,36 @@ export function modelPlaybook(
 ): PlaybookModel {
   const runs: PlayRun[] = [];
   for (const inventory of inventories) {
+    const before = problems.length;
     playbook.plays.forEach((play, index) => {
       const run = modelPlay(play, index, inventory, file, problems);
       if (run) runs.push(run);
     });
+    if (problems.length === before) crossCheck(playbook, inventory, file, problems);
   }
   return { file, playbook, runs };
+}
+
+/** Engine errors that a lint rule reports in its own words; the cross-check leaves them. */
+const REPORTED_BY_RULES = new Set(["MODE_NUMERIC", "HANDLER_UNKNOWN"]);
+
+/**
+ * Prepares the playbook as a run would. Lint's own build found nothing wrong, so anything the
+ * runner still refuses is a check lint does not know yet: it is reported as the engine says it.
+ */
+function crossCheck(playbook: Playbook, inventory: Inventory, file: string, problems: Finding[]) {
+  try {
+    preparePlaybook(playbook, inventory, file);
+  } catch (error) {
+    if (error instanceof OmensError && REPORTED_BY_RULES.has(error.code)) return;
+    const rule =
+      error instanceof OmensError && error.code === "ROLE_VAR_INVALID"
+        ? "role-vars"
+        : "task-invalid";
+    const finding = errorFinding(rule, error, file);
+    const host = error instanceof OmensError ? error.where.host : undefined;
+    problems.push(host ? { ...finding, hosts: [host] } : finding);
+  }
 }
 
 function modelPlay(
@@ -76,7 +101,19 @@ function modelPlay(
   const hosts = match.hosts.map((name) =>
     expandHost(play, inventory.hosts.get(name) as InventoryHost, file, problems),
   );
+  for (const plan of hosts) problems.push(...unknownDelegates(plan, inventory));
   return { play, index, inventory, hosts, unmatched: match.unmatched };
+}
+
+function unknownDelegates(plan: HostPlan, inventory: Inventory): Finding[] {
+  return [...plan.tasks, ...plan.handlers].flatMap(({ task, label }) => {
+    const target = task.options.delegateTo;
+    // A delegate computed from the host's context is known only when the task runs.
+    if (target === undefined || typeof target === "function" || inventory.hosts.has(target))
+      return [];
+    const message = `task "${task.options.name ?? label}" delegates to "${target}", which is not a host of the inventory`;
+    return [taskFinding("task-invalid", task, message)];
+  });
 }
 
 /** Every task and handler of every play run, host by host. */

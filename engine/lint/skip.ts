@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { Where } from "../errors.js";
 import type { Play } from "../dsl/playbook.js";
 import type { Task } from "../dsl/task.js";
@@ -30,7 +31,9 @@ export function applySkips(
   const suppressed: Suppressed[] = [];
   for (const finding of findings) {
     const subject = finding.task ?? finding.play;
-    const owner = subject && owners.get(placeKey(subject.where));
+    const owner = subject
+      ? owners.get(placeKey(subject.where))
+      : owners.get(lineKey(finding.where.file, finding.where.line));
     if (owner && silences(owner.lint, finding.rule)) {
       owner.used.add(finding.rule);
       suppressed.push({ finding, reason: owner.lint.reason });
@@ -56,7 +59,32 @@ function skipOwners(model: LintModel): Map<string, Owner> {
   for (const { item } of allTasks(model)) add(item.task, item.task.options.lint);
   for (const { playbook } of model.playbooks)
     for (const play of playbook.plays) add(play, play.lint);
+  for (const inventory of model.inventories)
+    for (const [key, owner] of inventorySkips(inventory.file)) owners.set(key, owner);
   return owners;
+}
+
+const INLINE_SKIP = /#\s*omens-lint:\s*skip\s+([\w\s,-]+?)\s*:\s*(.*)$/;
+
+/**
+ * Inventory values belong to no task, so an inventory line silences its own findings with a
+ * comment: `joinToken: tok-lab-only  # omens-lint: skip secret-plain-var: a lab-only token`.
+ */
+function inventorySkips(file: string): [string, Owner][] {
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .flatMap((text, index) => {
+      const match = INLINE_SKIP.exec(text);
+      if (!match) return [];
+      const where = { file, line: index + 1 };
+      const skip = (match[1] ?? "").split(/[\s,]+/).filter(Boolean) as LintSkip["skip"];
+      const lint = { skip, reason: match[2] ?? "" };
+      return [[lineKey(file, where.line), { where, lint, used: new Set<string>() }]];
+    });
+}
+
+function lineKey(file: string | undefined, line: number | undefined): string {
+  return `${file ?? "?"}:${line ?? 0}`;
 }
 
 function skipProblems(owner: Owner): Finding[] {

@@ -15,7 +15,7 @@ import { formatSarif } from "../../engine/lint/format/sarif.js";
 import { lint } from "../../engine/lint/lint.js";
 import { LINT_RULE_IDS } from "../../engine/lint/rule-ids.js";
 import { describeNumericMode } from "../../engine/lint/rules/risky-octal.js";
-import { isSecretName } from "../../engine/lint/rules/secrets.js";
+import { isPlainSecretValue, isSecretName } from "../../engine/lint/rules/secrets.js";
 import { configFormat } from "../../engine/lint/rules/templates.js";
 import { typecheck } from "../../engine/lint/typecheck.js";
 
@@ -42,6 +42,12 @@ const broken: {
   { playbook: "command-changed.ts", rule: "command-changed", file: "command-changed.ts", line: 6 },
   { playbook: "risky-octal.ts", rule: "risky-octal", file: "risky-octal.ts", line: 8 },
   { playbook: "task-invalid.ts", rule: "task-invalid", file: "task-invalid.ts", line: 6 },
+  {
+    playbook: "task-invalid-delegate.ts",
+    rule: "task-invalid",
+    file: "task-invalid-delegate.ts",
+    line: 7,
+  },
   { playbook: "playbook-load.ts", rule: "playbook-load", file: "playbook-load.ts", line: 5 },
   {
     playbook: "template-render.ts",
@@ -54,6 +60,12 @@ const broken: {
     rule: "template-parse",
     file: "templates/broken.hcl.hbs",
     line: 2,
+  },
+  {
+    playbook: "template-parse-each.ts",
+    rule: "template-parse",
+    file: "templates/listeners.hcl.hbs",
+    line: 5,
   },
   {
     playbook: "template-parse-json.ts",
@@ -75,7 +87,7 @@ const broken: {
     line: 7,
   },
   { playbook: "handler-unused.ts", rule: "handler-unused", file: "handler-unused.ts", line: 6 },
-  { playbook: "name-missing.ts", rule: "name-missing", file: "name-missing.ts", line: 5 },
+  { playbook: "name-missing.ts", rule: "name-missing", file: "name-missing.ts", line: 6 },
   { playbook: "play-serial.ts", rule: "play-serial", file: "play-serial.ts", line: 5 },
   { playbook: "play-no-hosts.ts", rule: "play-no-hosts", file: "play-no-hosts.ts", line: 5 },
   { playbook: "lint-skip.ts", rule: "lint-skip", file: "lint-skip.ts", line: 7 },
@@ -138,10 +150,10 @@ describe("omens-play lint: one broken fixture per check", () => {
 });
 
 describe("omens-play lint: what the findings say", () => {
-  it("a numeric mode names the 0o value and the string to write", async () => {
+  it("a numeric mode names the task, the 0o value and the string to write (B05)", async () => {
     const [finding] = await findings("risky-octal.ts");
     expect(finding?.message).toBe(
-      'mode is the number 2755, which means 0o5303, not 0o2755; write mode: "2755"',
+      'task "the shared folder": mode is the number 2755, which means 0o5303, not 0o2755; write mode: "2755"',
     );
   });
 
@@ -199,6 +211,13 @@ describe("omens-play lint: what the findings say", () => {
     expect(not.filter((n) => isSecretName(n))).toEqual([]);
   });
 
+  it("paths to secrets and references to where they are kept are not plain secrets", () => {
+    const plain = ["tok-demo-1", "hunter2", "s.AbCdEf0123"];
+    const not = ["/etc/step-ca/secrets/pin", "./ca/key.pem", "yubikey:slot-id=9c", "env:TOKEN", ""];
+    expect(plain.filter((v) => !isPlainSecretValue(v))).toEqual([]);
+    expect(not.filter((v) => isPlainSecretValue(v))).toEqual([]);
+  });
+
   it("config formats follow the destination's name; nginx .conf files are not HCL", () => {
     expect(configFormat("/etc/spire/server/server.conf")).toBe("hcl");
     expect(configFormat("/etc/openbao/config.hcl")).toBe("hcl");
@@ -224,6 +243,22 @@ describe("omens-play lint: clean input", () => {
     expect(report.findings).toEqual([]);
     expect(report.suppressed.map((s) => [s.finding.rule, s.finding.where.line, s.reason])).toEqual([
       ["command-changed", 7, "a read-only report; changed is honest"],
+    ]);
+  });
+
+  it("a template whose when is false for a host from its variables is not rendered there", async () => {
+    expect(await findings("template-when.ts")).toEqual([]);
+  });
+
+  it("an inventory line silences its own finding with an omens-lint comment and a reason", async () => {
+    const report = await lint({
+      paths: [fixture("clean.ts")],
+      inventories: [fixture("secret-plain-var-skipped.yaml")],
+      typecheck: false,
+    });
+    expect(report.findings).toEqual([]);
+    expect(report.suppressed.map((s) => [s.finding.rule, s.finding.where.line, s.reason])).toEqual([
+      ["secret-plain-var", 11, "a throw-away token of the test lab"],
     ]);
   });
 
@@ -350,5 +385,8 @@ describe("omens-play lint: the command line", () => {
     const missing = await cli("no/such/playbooks", "--no-typecheck");
     expect(missing.code).toBe(5);
     expect(missing.stdout).toContain("no such file or folder: no/such/playbooks");
+    const inventory = await cli("playbooks", "-i", "no/such.yaml", "--no-typecheck");
+    expect(inventory.code).toBe(5);
+    expect(inventory.stdout).toContain("inventory not found");
   }, 30_000);
 });

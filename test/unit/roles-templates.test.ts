@@ -208,13 +208,14 @@ describe("step-ca ca.json", () => {
       stdout: "a.b.c.d.e",
     },
   };
-  // Only `registered` and `check` matter to ca.json; gathered facts are never read.
   const ctx = (check: boolean): TaskContext => ({
     host: "ca",
     vars: {},
     registered,
     check,
-    facts: {} as TaskContext["facts"],
+    get facts(): never {
+      throw new Error("the step-ca templates read no gathered facts");
+    },
     failure: { kind: "none" },
     result: () => undefined,
   });

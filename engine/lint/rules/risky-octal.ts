@@ -1,5 +1,5 @@
 import type { Task } from "../../dsl/task.js";
-import { taskFinding, type Rule } from "../finding.js";
+import { taskFinding, taskTitle, type Rule } from "../finding.js";
 import { allTasks } from "../model.js";
 
 /** Mode arguments of a task given as numbers: `mode`, or any argument named `...Mode`. */
@@ -30,7 +30,11 @@ export const riskyOctal: Rule = {
   check: (model) =>
     [...allTasks(model)].flatMap(({ item }) =>
       numericModes(item.task).map(({ key, value }) =>
-        taskFinding("risky-octal", item.task, describeNumericMode(key, value)),
+        taskFinding(
+          "risky-octal",
+          item.task,
+          `${taskTitle(item.task, item.label)}: ${describeNumericMode(key, value)}`,
+        ),
       ),
     ),
 };

@@ -22,6 +22,7 @@ const SECRET_WORDS = new Set([
 /**
  * A name that holds a secret: its last word is password, token, secret, key... (`joinToken`,
  * `db_password`, `unsealKey`), but not `publicKey`, `tokenTtl` or `keyFile`.
+ * Known limit: it is a naming rule; a secret under another name (`jt`) is not seen.
  */
 export function isSecretName(name: string): boolean {
   const words = name
@@ -33,13 +34,17 @@ export function isSecretName(name: string): boolean {
   return SECRET_WORDS.has(last) && words.at(-2) !== "public";
 }
 
-/** A plain string that could be a secret: not empty, not a path to one. */
-function isPlainSecretValue(value: unknown): value is string {
+/**
+ * A plain string that could be a secret: not empty, not a path to one, and not a reference
+ * to where one is kept (`yubikey:slot-id=9c`, `pkcs11:...`, `env:NAME`).
+ */
+export function isPlainSecretValue(value: unknown): value is string {
   return (
     typeof value === "string" &&
     value.trim() !== "" &&
     !/^(\/|\.\.?\/|~\/)/.test(value) &&
-    !/\.(pem|key|crt|der|json|txt)$/.test(value)
+    !/\.(pem|key|crt|der|json|txt)$/.test(value) &&
+    !/^[a-z][a-z0-9+.-]*:[^/\s]/i.test(value)
   );
 }
 

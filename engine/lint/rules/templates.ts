@@ -1,3 +1,4 @@
+import type { TaskContext } from "../../dsl/task.js";
 import { createRequire } from "node:module";
 import { OmensError, type Where } from "../../errors.js";
 import { renderTemplateFile, RUN_VARYING_HELPERS } from "../../modules/template.js";
@@ -71,7 +72,41 @@ function renders(model: LintModel): Render[] {
 
 function* templateTasks(model: LintModel) {
   for (const entry of allTasks(model))
-    if (entry.item.task.module === "template" && entry.item.args !== undefined) yield entry;
+    if (
+      entry.item.task.module === "template" &&
+      entry.item.args !== undefined &&
+      mayRun(entry.item)
+    )
+      yield entry;
+}
+
+/**
+ * False when the task's `when` is false for this host from its variables alone, so the run
+ * would not render it there. A `when` that needs registered results cannot be decided: the
+ * template is rendered, as the run may.
+ */
+function mayRun(item: LintTask): boolean {
+  const when = item.task.options.when;
+  if (!when) return true;
+  try {
+    const context: TaskContext = {
+      host: item.host,
+      vars: item.vars,
+      registered: {},
+      check: true,
+      get facts(): never {
+        throw new OmensError("facts are gathered only when a playbook runs", {
+          code: "LINT_NO_FACTS",
+          family: "lint",
+        });
+      },
+      failure: { kind: "none" },
+      result: () => undefined,
+    };
+    return when(context) !== false;
+  } catch {
+    return true;
+  }
 }
 
 function render(item: LintTask): Render {
@@ -124,18 +159,45 @@ function parseProblem(item: LintTask, output: string): Finding | undefined {
   if (!error) return undefined;
   const source = templateSource(args.src, item.baseDir);
   const text = output.split("\n")[error.line - 1]?.trim() ?? "";
-  const sameShape = source && source.text.split("\n").length === output.split("\n").length;
   return {
     rule: "template-parse",
     message: maskSecrets(
       `rendered ${args.dest} is not valid ${format.toUpperCase()}: ${error.message} (output line ${error.line}: ${JSON.stringify(text.slice(0, 80))})`,
     ),
-    where: sameShape
-      ? { file: source.file, line: error.line, column: error.column }
-      : { file: source?.file ?? item.task.where.file },
+    where: source
+      ? templatePlace(source, output, error)
+      : { file: item.task.where.file, line: item.task.where.line },
     task: item.task,
     hosts: [item.host],
   };
+}
+
+/**
+ * The template line an output line came from. With as many lines on both sides (plain
+ * substitutions) it is the same line. Otherwise it is the template line whose literal text,
+ * with each {{...}} read as "anything", matches the output line, the nearest one if several do.
+ * Known limit: an output line made only by substitutions matches no template line; the finding
+ * then points at the template file and quotes the output line.
+ */
+function templatePlace(source: TemplateSource, output: string, error: ParseError): Where {
+  const lines = source.text.split("\n");
+  if (lines.length === output.split("\n").length)
+    return { file: source.file, line: error.line, column: error.column };
+  const wanted = (output.split("\n")[error.line - 1] ?? "").trim();
+  const matching = lines
+    .map((text, index) => ({ line: index + 1, pattern: skeleton(text) }))
+    .filter((c) => c.pattern?.test(wanted))
+    .sort((a, b) => Math.abs(a.line - error.line) - Math.abs(b.line - error.line));
+  const found = matching[0];
+  return found ? { file: source.file, line: found.line } : { file: source.file };
+}
+
+/** A template line as a pattern: its literal text, each {{...}} standing for anything. */
+function skeleton(line: string): RegExp | undefined {
+  const parts = line.trim().split(/\{\{[^}]*\}\}/);
+  if (parts.join("").trim() === "") return undefined;
+  const escaped = parts.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${escaped.join(".*?")}$`);
 }
 
 interface ParseError {
