@@ -18,6 +18,7 @@ import { describeNumericMode } from "../../engine/lint/rules/risky-octal.js";
 import { isPlainSecretValue, isSecretName } from "../../engine/lint/rules/secrets.js";
 import { configFormat } from "../../engine/lint/rules/templates.js";
 import { typecheck } from "../../engine/lint/typecheck.js";
+import { typecheckInThread } from "../../engine/lint/typecheck-thread.js";
 
 // The SARIF 2.1.0 schema is JSON Schema draft-04; ajv reads that dialect through ajv-draft-04.
 const Ajv04 = ajvDraft04.default;
@@ -146,6 +147,14 @@ describe("omens-play lint: one broken fixture per check", () => {
       ["type-error", fixture("type-error.ts"), 4, 7],
     ]);
     expect(found[0]?.message).toContain("TS2322");
+  }, 60_000);
+});
+
+describe("omens-play lint: type checking", () => {
+  it("runs the compiler in a worker thread and gets the same findings", async () => {
+    const result = await typecheckInThread([fixture("type-error.ts")]);
+    expect(result.thread).toBe("worker");
+    expect(result.findings.map((f) => [f.rule, f.where.line])).toEqual([["type-error", 4]]);
   }, 60_000);
 });
 
