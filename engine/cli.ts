@@ -1,6 +1,7 @@
 import { existsSync, writeFileSync, renameSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { ensureBecomePasswords } from "./become-password.js";
 import { describeError, inputError, OmensError, toOmensError } from "./errors.js";
@@ -16,9 +17,12 @@ import {
   exitCodeFor,
   preparePlaybook,
   runPlaybook,
+  startAtTask,
   type PreparedPlay,
   type RunResult,
+  type StepAnswer,
 } from "./runner/run.js";
+import { parseTagList, tagSelector } from "./runner/tags.js";
 import { maskSecrets } from "./secret.js";
 
 const USAGE = `usage: omens-play PLAYBOOK.ts [options]
@@ -31,8 +35,13 @@ const USAGE = `usage: omens-play PLAYBOOK.ts [options]
   -f, --forks N          hosts worked on at once (default 5)
       --force-handlers   run notified handlers even on hosts where a later task failed
       --json             JSON Lines events on stdout; the last line is the recap
-      --list-hosts       print the hosts each play would run on, then stop
-      --list-tasks       print each play's tasks, then stop
+  -t, --tags TAGS        only tasks with one of these tags (comma-separated; always/never apply)
+      --skip-tags TAGS   leave out tasks with one of these tags
+      --start-at-task NAME  start at the first task with this name (or glob)
+      --step             ask before each task: (y)es, (n)o, (c)ontinue without asking
+      --list-hosts       print the hosts each play would run on, then stop (connects to none)
+      --list-tasks       print each play's tasks and their tags, then stop (connects to none)
+      --list-tags        print the tags the selected tasks use, then stop (connects to none)
       --retry-file FILE  where to list failed and unreachable hosts (default PLAYBOOK.retry)
   -v, -vvv               show commands run (-v) and their output (-vvv)
   -h, --help             this text
@@ -52,6 +61,11 @@ export interface CliOptions {
   json: boolean;
   listHosts: boolean;
   listTasks: boolean;
+  listTags: boolean;
+  tags?: string[];
+  skipTags?: string[];
+  startAtTask?: string;
+  step: boolean;
   retryFile?: string;
   verbosity: number;
 }
@@ -91,6 +105,11 @@ function parseCli(argv: string[]): CliOptions | "help" {
       json: { type: "boolean" },
       "list-hosts": { type: "boolean" },
       "list-tasks": { type: "boolean" },
+      "list-tags": { type: "boolean" },
+      tags: { type: "string", short: "t" },
+      "skip-tags": { type: "string" },
+      "start-at-task": { type: "string" },
+      step: { type: "boolean" },
       "retry-file": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
@@ -120,19 +139,43 @@ function parseCli(argv: string[]): CliOptions | "help" {
     json: values.json ?? false,
     listHosts: values["list-hosts"] ?? false,
     listTasks: values["list-tasks"] ?? false,
+    listTags: values["list-tags"] ?? false,
+    ...optionalList("tags", parseTagList(values.tags)),
+    ...optionalList("skipTags", parseTagList(values["skip-tags"])),
+    ...(values["start-at-task"] ? { startAtTask: values["start-at-task"] } : {}),
+    step: values.step ?? false,
     ...(values["retry-file"] ? { retryFile: resolve(values["retry-file"]) } : {}),
     verbosity,
   };
 }
 
+function optionalList<K extends string>(key: K, list: string[] | undefined) {
+  return (list === undefined ? {} : { [key]: list }) as Partial<Record<K, string[]>>;
+}
+
 async function play(options: CliOptions, terminal: Terminal): Promise<number> {
+  if (options.step && !terminal.ask)
+    throw inputError(
+      "usage",
+      "USAGE",
+      "--step asks before each task, so it needs a terminal on standard input; run it interactively",
+    );
   const inventory = loadInventory(options.inventory);
   const playbook = await loadPlaybook(options.playbook);
-  const plays = preparePlaybook(playbook, inventory, options.playbook, options.limit);
-  if (options.listHosts || options.listTasks) return listOnly(plays, options, terminal);
+  const select = tagSelector({
+    ...(options.tags ? { only: options.tags } : {}),
+    ...(options.skipTags ? { skip: options.skipTags } : {}),
+  });
+  const prepared = preparePlaybook(playbook, inventory, options.playbook, {
+    ...(options.limit ? { limit: options.limit } : {}),
+    select,
+  });
+  const plays = options.startAtTask ? startAtTask(prepared, options.startAtTask) : prepared;
+  if (options.listHosts || options.listTasks || options.listTags)
+    return listOnly(plays, options, terminal);
   const hosts = [...new Set(plays.flatMap((p) => p.hosts))];
   await ensureBecomePasswords(inventory, hosts, (host) =>
-    plays.some((p) => p.compiled.get(host)?.tasks.some((t) => t.task.options.become === true)),
+    plays.some((p) => p.compiled.get(host)?.tasks.some((t) => t.become === true)),
   );
   const sink = chooseRenderer(options, terminal);
   sink({ kind: "run-start", playbook: playbook.name, check: options.check, hosts });
@@ -147,6 +190,7 @@ async function play(options: CliOptions, terminal: Terminal): Promise<number> {
       ...options,
       sink,
       signal: controller.signal,
+      ...(options.step && terminal.ask ? { confirm: stepPrompt(terminal.ask) } : {}),
     });
     writeRetryFile(result, options, sink);
     if (options.verbosity >= 1)
@@ -154,6 +198,7 @@ async function play(options: CliOptions, terminal: Terminal): Promise<number> {
     return exitCodeFor(result);
   } finally {
     process.off("SIGINT", onSigint);
+    closeAnswers();
     await sink.close?.();
   }
 }
@@ -164,7 +209,8 @@ function chooseRenderer(
   terminal: Terminal,
 ): EventSink & { close?: () => Promise<void> } {
   if (options.json) return jsonRenderer(terminal);
-  if (terminal.tty) return ttyRenderer(terminal, { showDiff: options.diff });
+  // The live list redraws the screen, so --step's questions get plain lines.
+  if (terminal.tty && !options.step) return ttyRenderer(terminal, { showDiff: options.diff });
   return plainRenderer(terminal, { showDiff: options.diff });
 }
 
@@ -227,22 +273,50 @@ function locate(error: unknown, file: string) {
   };
 }
 
+/** `--step`: asks on the terminal until the answer is yes, no or continue. */
+function stepPrompt(ask: (question: string) => Promise<string>) {
+  return async (task: string): Promise<StepAnswer> => {
+    for (;;) {
+      const answer = (await ask(`Perform task "${task}"? (y)es/(n)o/(c)ontinue: `)).trim();
+      if (/^y(es)?$/i.test(answer)) return "yes";
+      if (/^n(o)?$/i.test(answer)) return "no";
+      if (/^c(ontinue)?$/i.test(answer)) return "continue";
+    }
+  };
+}
+
+/** `--list-hosts`, `--list-tasks`, `--list-tags`: built from the playbook alone, no host contacted. */
 function listOnly(plays: PreparedPlay[], options: CliOptions, terminal: Terminal): number {
+  const allTags = new Set<string>();
   for (const prepared of plays) {
     terminal.out(
       `play ${prepared.play.name ?? prepared.play.hosts} (hosts: ${prepared.play.hosts})`,
     );
-    if (options.listHosts) prepared.hosts.forEach((h) => terminal.out(`  ${h}`));
+    if (options.listHosts) {
+      terminal.out(`  hosts (${prepared.hosts.length}):`);
+      prepared.hosts.forEach((h) => terminal.out(`    ${h}`));
+    }
+    const tasks = listedTasks(prepared);
+    tasks.forEach((t) => t.tags.forEach((tag) => allTags.add(tag)));
     if (options.listTasks) {
-      const first = prepared.compiled.values().next().value;
-      (first?.tasks ?? []).forEach((t) =>
-        terminal.out(
-          `  ${t.name}${t.task.options.tags ? `  tags: ${t.task.options.tags.join(",")}` : ""}`,
-        ),
+      terminal.out("  tasks:");
+      tasks.forEach((t) =>
+        terminal.out(`    ${t.name}${t.tags.length > 0 ? `  [tags: ${t.tags.join(", ")}]` : ""}`),
       );
     }
   }
+  if (options.listTags) terminal.out(`tags: ${[...allTags].sort().join(", ") || "(none)"}`);
   return EXIT.ok;
+}
+
+/** The tasks a play runs, in order, from its first host (the one `--start-at-task` may move). */
+function listedTasks(prepared: PreparedPlay) {
+  const [host, compiled] = prepared.compiled.entries().next().value ?? [];
+  if (!compiled) return [];
+  const start = prepared.start?.get(host as string) ?? 0;
+  return compiled.program
+    .slice(start)
+    .flatMap((e) => (e.kind === "task" ? [{ name: e.task.name, tags: e.task.tags }] : []));
 }
 
 function writeRetryFile(result: RunResult, options: CliOptions, sink: EventSink) {
@@ -272,5 +346,39 @@ function processTerminal(): Terminal {
     err: (line) => process.stderr.write(line + "\n"),
     color: process.stdout.isTTY === true && !process.env.NO_COLOR,
     tty: process.stdout.isTTY === true && process.env.OMENS_PLAIN === undefined,
+    ...(process.stdin.isTTY === true ? { ask } : {}),
   };
+}
+
+/**
+ * One question on the terminal; the answer line without its newline. One reader serves every
+ * question, so answers typed ahead (or piped into a terminal) are queued, not lost.
+ */
+function ask(question: string): Promise<string> {
+  process.stderr.write(question);
+  const reader = (answers ??= openAnswers());
+  const ready = reader.lines.shift();
+  if (ready !== undefined) return Promise.resolve(ready);
+  return new Promise((resolve) => reader.waiting.push(resolve));
+}
+
+let answers: { lines: string[]; waiting: ((line: string) => void)[]; close(): void } | undefined;
+
+function openAnswers() {
+  const lines: string[] = [];
+  const waiting: ((line: string) => void)[] = [];
+  const reader = createInterface({ input: process.stdin, terminal: false });
+  reader.on("line", (line) => {
+    const next = waiting.shift();
+    if (next) next(line);
+    else lines.push(line);
+  });
+  reader.on("close", () => waiting.splice(0).forEach((resolve) => resolve("n")));
+  return { lines, waiting, close: () => reader.close() };
+}
+
+/** Stops reading the terminal so the process can exit. */
+function closeAnswers() {
+  answers?.close();
+  answers = undefined;
 }

@@ -23,6 +23,10 @@ export interface HostCounts {
   failed: number;
   skipped: number;
   unreachable: number;
+  /** Failed tasks a block's `rescue` handled: the host went on and is not failed. */
+  rescued: number;
+  /** Failed tasks with `ignoreErrors`. */
+  ignored: number;
 }
 
 export type OmensEvent =
@@ -41,23 +45,49 @@ export type OmensEvent =
       diff?: DiffEntry[];
       error?: string;
       handler?: boolean;
+      /** A loop item's label; the loop's own result (after its items) has none. */
       item?: string;
-      /** The host the task ran on, when it delegated there. */
-      delegatedTo?: string;
+      /** The inventory host the task ran on, when it was delegated. */
+      delegate?: string;
+      /** The task failed, and an enclosing block's `rescue` handles it. */
+      rescued?: boolean;
+      /** The task failed, and `ignoreErrors` lets the host go on. */
+      ignored?: boolean;
+      /** The task ran on the first host of the batch only (`runOnce`). */
+      runOnce?: boolean;
       durationMs: number;
       check: boolean;
+    }
+  | {
+      kind: "task-retry";
+      play: string;
+      task: string;
+      host: string;
+      item?: string;
+      /** The attempt that just ended, and how many there may be. */
+      attempt: number;
+      of: number;
+      reason: string;
+      delayMs: number;
     }
   | { kind: "command"; host: string; task?: string; command: string }
   | { kind: "command-output"; host: string; stdout: string; stderr: string; rc: number }
   | { kind: "handlers-pending"; host: string; handlers: string[]; reason: string }
   | { kind: "warning"; message: string; host?: string }
   | { kind: "play-stopped"; play: string; message: string }
-  | { kind: "recap"; hosts: Record<string, HostCounts>; check: boolean; durationMs: number };
+  | {
+      kind: "recap";
+      hosts: Record<string, HostCounts>;
+      check: boolean;
+      durationMs: number;
+      /** Hosts a stopped rollout never started on. */
+      untouched?: string[];
+    };
 
 /** Anything that receives events. */
 export type EventSink = (event: OmensEvent) => void;
 
 /** A zero recap line for one host. */
 export function emptyCounts(): HostCounts {
-  return { ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0 };
+  return { ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 };
 }

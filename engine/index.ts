@@ -8,7 +8,25 @@ export {
   type SerialStep,
 } from "./dsl/playbook.js";
 export { defineRole, type RoleContext, type RoleFactory, type RoleSpec } from "./dsl/role.js";
-export type { HandlerRef, Task, TaskContext, TaskOptions, TaskResult } from "./dsl/task.js";
+export type {
+  Failure,
+  HandlerRef,
+  Task,
+  TaskContext,
+  TaskOptions,
+  TaskResult,
+} from "./dsl/task.js";
+export { block, type Block, type BlockOptions, type BlockSpec, type Step } from "./dsl/block.js";
+export { loop, type ItemResult, type LoopOptions, type LoopResult } from "./dsl/loop.js";
+export type {
+  AddressFacts,
+  HostFacts,
+  InitFacts,
+  InstalledPackage,
+  OsFacts,
+  PackageFact,
+  TpmFacts,
+} from "./facts/gathered.js";
 export { Secret } from "./secret.js";
 export { deferred, type Deferred, type Deferrable } from "./dsl/deferred.js";
 export { Type, type Static } from "@sinclair/typebox";
@@ -29,3 +47,11 @@ export { waitFor, type WaitForArgs } from "./modules/wait-for.js";
 export { ping } from "./modules/ping.js";
 export { tpmInfo, type TpmInfoArgs, type TpmInfo } from "./modules/tpm.js";
 export { x509, type X509Args, type CertFacts } from "./modules/x509.js";
+export { getUrl, type GetUrlArgs } from "./modules/get-url.js";
+export { unarchive, type UnarchiveArgs } from "./modules/unarchive.js";
+export { user, type UserArgs } from "./modules/user.js";
+export { group, type GroupArgs } from "./modules/group.js";
+export { uri, type UriArgs, type UriResult } from "./modules/uri.js";
+export { apt, type AptArgs } from "./modules/apt.js";
+export type { NamedResourceOptions } from "./modules/named-task.js";
+export { authorizedKey, type AuthorizedKeyArgs } from "./modules/authorized-key.js";

@@ -1,6 +1,7 @@
 import type { Where } from "../errors.js";
 import type { LintSkip } from "../lint/rule-ids.js";
 import type { RoleUse } from "./role.js";
+import type { Step } from "./block.js";
 import { callerLocation, type HandlerRef, type Task } from "./task.js";
 
 /** One step of a rolling rollout: a host count or a percentage such as "50%". */
@@ -18,8 +19,8 @@ export interface PlaySpec<H extends string = string> {
   /** Variables for every host of the play; they override inventory values. */
   vars?: Record<string, unknown>;
   roles?: RoleUse[];
-  /** Tasks after the roles; a function receives the host's variables. */
-  tasks?: Task[] | ((vars: Record<string, unknown>, ctx: PlayContext<H>) => Task[]);
+  /** Tasks (and blocks) after the roles; a function receives the host's variables. */
+  tasks?: Step[] | ((vars: Record<string, unknown>, ctx: PlayContext<H>) => Step[]);
   handlers?: Record<H, Task>;
   /** Hosts per batch: a number, a percentage, or a list of steps whose last one repeats. */
   serial?: SerialStep | SerialStep[];
@@ -36,6 +37,11 @@ export interface PlaySpec<H extends string = string> {
   migrates?: boolean;
   /** Silences lint rules about the play itself (play-serial, play-no-hosts), with a reason. */
   lint?: LintSkip;
+  /**
+   * Gather every host's facts when the play starts (`{ packages: true }` adds the installed
+   * packages). Without it, facts are gathered the first time a task or predicate reads them.
+   */
+  gatherFacts?: boolean | { packages?: boolean };
 }
 
 export interface Play extends PlaySpec {

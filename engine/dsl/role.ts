@@ -1,5 +1,6 @@
 import { dirname } from "node:path";
 import type { Static, TObject } from "@sinclair/typebox";
+import type { Step } from "./block.js";
 import { callerLocation, type HandlerRef, type Task } from "./task.js";
 import type { Where } from "../errors.js";
 
@@ -18,7 +19,7 @@ export interface RoleSpec<S extends TObject, H extends string> {
   /** Values used when neither the inventory nor the play gives one. */
   defaults?: Partial<Static<S>>;
   handlers?: (vars: Static<S>) => Record<H, Task>;
-  tasks: (vars: Static<S>, ctx: RoleContext<H>) => Task[];
+  tasks: (vars: Static<S>, ctx: RoleContext<H>) => Step[];
   /** Applying the role migrates hosts: lint requires `serial` on every play that uses it. */
   migrates?: boolean;
 }
@@ -31,7 +32,7 @@ export interface RoleDefinition {
   readonly schema: TObject;
   readonly defaults: Record<string, unknown>;
   readonly handlers?: (vars: Record<string, unknown>) => Record<string, Task>;
-  readonly tasks: (vars: Record<string, unknown>, ctx: RoleContext<string>) => Task[];
+  readonly tasks: (vars: Record<string, unknown>, ctx: RoleContext<string>) => Step[];
   readonly migrates?: boolean;
 }
 

@@ -1,16 +1,46 @@
 import { fileURLToPath } from "node:url";
 import { dirname, sep } from "node:path";
-import type { Where } from "../errors.js";
+import { taskError, type Where } from "../errors.js";
 import type { LintSkip } from "../lint/rule-ids.js";
 
-/** What `when`, `changedWhen` and `failedWhen` see about a host. */
+import type { HostFacts } from "../facts/gathered.js";
+
+/** What `when`, `changedWhen`, `failedWhen` and `until` see about a host. */
 export interface TaskContext {
   host: string;
   vars: Readonly<Record<string, unknown>>;
   /** Results of earlier tasks on this host, by their `register` name. */
   registered: Readonly<Record<string, TaskResult>>;
   check: boolean;
+  /**
+   * The host's gathered facts (OS, init system, addresses, TPM, packages). Gathered by one
+   * remote command the first time any task or predicate of the run reads them on this host.
+   */
+  readonly facts: HostFacts;
+  /** Inside a `rescue` section: the task that failed and its error; elsewhere `{ kind: "none" }`. */
+  failure: Failure;
+  /**
+   * The typed result an earlier task registered on this host, or undefined if it has not run.
+   *
+   * @example
+   * const probe = stat({ path: "/etc/spire/agent.conf" });
+   * command({ argv: ["true"], when: (ctx) => ctx.result(probe)?.stat.exists === true });
+   */
+  result<R extends TaskResult>(task: Task<R>): R | undefined;
 }
+
+/** The failure a `rescue` section handles. */
+export type Failure =
+  | { kind: "none" }
+  | {
+      kind: "failed";
+      /** The failed task's name. */
+      task: string;
+      /** Its error message, as shown in the output. */
+      error: string;
+      /** The failed task's registered result. */
+      result: TaskResult;
+    };
 
 /** What a task registers: its verdict plus module-specific fields (rc, stdout, stat...). */
 export interface TaskResult {
@@ -21,6 +51,8 @@ export interface TaskResult {
   rc?: number;
   stdout?: string;
   stderr?: string;
+  /** Attempts made when the task has `retries`/`until`. */
+  attempts?: number;
   [field: string]: unknown;
 }
 
@@ -30,8 +62,8 @@ export interface HandlerRef {
   readonly id: string;
 }
 
-/** Options every task accepts, whatever its module. */
-export interface TaskOptions {
+/** Options every task accepts, whatever its module; `R` is what the task registers. */
+export interface TaskOptions<R extends TaskResult = TaskResult> {
   /** Shown in output; defaults to the module and its main argument. */
   name?: string;
   /** Runs the task only when this returns true. */
@@ -45,22 +77,36 @@ export interface TaskOptions {
   /** true: only plan, even in a real run. false: apply even under --check (for read-only probes). */
   checkMode?: boolean;
   /** Decides `changed` from the result instead of the module. */
-  changedWhen?: (result: TaskResult, ctx: TaskContext) => boolean;
+  changedWhen?: (result: R, ctx: TaskContext) => boolean;
   /** Decides `failed` from the result instead of the module. */
-  failedWhen?: (result: TaskResult, ctx: TaskContext) => boolean;
+  failedWhen?: (result: R, ctx: TaskContext) => boolean;
   /** Runs this task through sudo (or not), overriding the host's setting. */
   become?: boolean;
   /** Continue with the host even if this task fails. */
   ignoreErrors?: boolean;
+  /** Selects the task with `--tags` / `--skip-tags`; `always` and `never` are special. */
+  tags?: string[];
   /**
-   * Runs the task on this inventory host instead, over its connection, with the variables of
-   * the host the task is for; the result is registered on (and reported for) that host.
+   * Repeats the task until this holds for its result (at most `retries` more times, `delay`
+   * seconds apart). Without it, `retries` repeats a task until it does not fail.
    *
    * @example
-   * command({ argv: ["spire-server", "agent", "list"], delegateTo: "spire", register: "agents" })
+   * command({ argv: ["/opt/spire/bin/spire-server", "healthcheck"], retries: 10, delay: 2, until: (r) => r.rc === 0 })
    */
-  delegateTo?: string;
-  tags?: string[];
+  until?: (result: R, ctx: TaskContext) => boolean;
+  /** How many times to retry (default 3 when `until` is given). */
+  retries?: number;
+  /** Seconds between attempts (default 5). */
+  delay?: number;
+  /** Runs on the first host of the batch only; its result is registered on every host. */
+  runOnce?: boolean;
+  /**
+   * Runs the task on another inventory host (connecting to it) with this host's variables.
+   *
+   * @example
+   * command({ argv: ["spire-server", "entry", "create", "-parentID", `spiffe://funlab.casa/${host}`], delegateTo: "spire" })
+   */
+  delegateTo?: string | ((ctx: TaskContext) => string);
   /**
    * Silences lint rules for this task only, with the reason a reviewer reads. The run ignores it.
    *
@@ -81,23 +127,42 @@ const TASK_OPTION_KEYS = [
   "failedWhen",
   "become",
   "ignoreErrors",
-  "delegateTo",
   "tags",
+  "until",
+  "retries",
+  "delay",
+  "runOnce",
+  "delegateTo",
   "lint",
 ] as const satisfies readonly (keyof TaskOptions)[];
 
 /** A task as data: nothing runs until the engine plans it against a host. */
-export interface Task {
+export interface Task<R extends TaskResult = TaskResult> {
   readonly kind: "task";
   readonly module: string;
   readonly args: Readonly<Record<string, unknown>>;
   readonly options: TaskOptions;
   /** Where the task was written (playbook or role file and line). */
   readonly where: Where;
+  /** Set by `loop`: the items and the task each one builds. */
+  readonly loop?: LoopSpec;
+  /** Never set: carries the type of the registered result, for `ctx.result(task)`. */
+  readonly resultType?: R;
+}
+
+/** How a `loop` task gets its items and turns each into a task. */
+export interface LoopSpec {
+  readonly items: readonly unknown[] | ((ctx: TaskContext) => readonly unknown[]);
+  readonly build: (item: unknown, index: number) => Task;
+  readonly label?: (item: unknown, index: number) => string;
 }
 
 /** Splits a builder's single argument object into module arguments and task options. */
-export function makeTask(module: string, input: object, where: Where): Task {
+export function makeTask<R extends TaskResult = TaskResult>(
+  module: string,
+  input: object,
+  where: Where,
+): Task<R> {
   const args: Record<string, unknown> = {};
   const options: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(input)) {
@@ -105,6 +170,26 @@ export function makeTask(module: string, input: object, where: Where): Task {
     else args[key] = value;
   }
   return { kind: "task", module, args, options: options as TaskOptions, where };
+}
+
+/**
+ * A context for predicates run outside a task run (lint, unit tests of modules): facts and
+ * typed results are not available there, and reading facts says so.
+ */
+export function contextWithoutFacts(base: {
+  host: string;
+  vars: Readonly<Record<string, unknown>>;
+  registered: Readonly<Record<string, TaskResult>>;
+  check: boolean;
+}): TaskContext {
+  return {
+    ...base,
+    failure: { kind: "none" },
+    get facts(): HostFacts {
+      throw taskError("FACTS_UNAVAILABLE", "host facts are only available while a play runs");
+    },
+    result: () => undefined,
+  };
 }
 
 const ENGINE_DIR = dirname(dirname(fileURLToPath(import.meta.url))) + sep;

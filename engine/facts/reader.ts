@@ -73,9 +73,12 @@ export class HostReader {
     return { fact, content };
   }
 
-  /** Runs a read-only probe; its exit code is returned, not judged. */
-  async probe(command: string): Promise<ExecResult> {
-    return this.connection.exec(command, this.become === undefined ? {} : { become: this.become });
+  /** Runs a read-only probe, with optional stdin; its exit code is returned, not judged. */
+  async probe(command: string, stdin?: Buffer | string): Promise<ExecResult> {
+    return this.connection.exec(command, {
+      ...(this.become === undefined ? {} : { become: this.become }),
+      ...(stdin === undefined ? {} : { stdin }),
+    });
   }
 
   private async exec(script: string, allowFailure = false): Promise<ExecResult> {

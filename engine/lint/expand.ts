@@ -9,6 +9,7 @@ import { hiddenLabel, maskArgumentValues } from "../runner/no-log.js";
 import { hasDeferred } from "../dsl/deferred.js";
 import type { Play } from "../dsl/playbook.js";
 import type { RoleUse } from "../dsl/role.js";
+import type { Step } from "../dsl/block.js";
 import type { HandlerRef, Task } from "../dsl/task.js";
 import { taskFinding, type Finding } from "./finding.js";
 import { numericModes } from "./rules/risky-octal.js";
@@ -71,11 +72,26 @@ export function expandHost(
           problems,
         })
       : (play.tasks ?? []);
-  for (const task of tasks ?? []) addTask(plan.tasks, task, hostVars, playDir, host.name, problems);
+  for (const task of lintedTasks(tasks ?? []))
+    addTask(plan.tasks, task, hostVars, playDir, host.name, problems);
   return plan;
 }
 
-type PlayTasksFn = Exclude<Play["tasks"], Task[] | undefined>;
+type PlayTasksFn = Exclude<Play["tasks"], Step[] | undefined>;
+
+/**
+ * The tasks lint checks in a list of steps: a block's tasks, rescue and always, and for a loop
+ * over a fixed list, the task each item builds. A loop whose items are known only at run
+ * time is checked as the loop task itself.
+ */
+function lintedTasks(steps: readonly Step[]): Task[] {
+  return steps.flatMap((step): Task[] => {
+    if (step.kind === "block") return lintedTasks([...step.tasks, ...step.rescue, ...step.always]);
+    const items = step.loop?.items;
+    if (!step.loop || typeof items === "function" || items === undefined) return [step];
+    return lintedTasks(items.map((item, index) => step.loop?.build(item, index) as Task));
+  });
+}
 
 function expandRole(
   use: RoleUse,
@@ -103,7 +119,7 @@ function expandRole(
     ...context,
     what: `the tasks of role ${name}`,
   });
-  for (const task of tasks ?? [])
+  for (const task of lintedTasks(tasks ?? []))
     addTask(plan.tasks, task, all, use.role.dir, host.name, problems, name);
 }
 

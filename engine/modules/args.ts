@@ -70,6 +70,14 @@ export class ArgReader {
     return value as string[];
   }
 
+  /** A SHA-256: 64 hex digits, optionally prefixed "sha256:"; returned lower-cased. */
+  sha256(key: string): string {
+    const value = this.string(key).replace(/^sha256:/i, "");
+    if (!/^[0-9a-fA-F]{64}$/.test(value))
+      this.fail("ARG_VALUE", `${this.module}: "${key}" must be 64 hex digits, got "${value}"`);
+    return value.toLowerCase();
+  }
+
   /** The raw value, for module-specific checks. */
   value(key: string): unknown {
     return this.raw[key];

@@ -1,6 +1,7 @@
 import type { Deferrable } from "../dsl/deferred.js";
 import {
   callerLocation,
+  contextWithoutFacts,
   makeTask,
   type Task,
   type TaskContext,
@@ -52,12 +53,7 @@ export const assertModule: ModuleDefinition<
   label: (args) => `assert ${args.that.length} condition${args.that.length === 1 ? "" : "s"}`,
   facts: async () => null,
   plan(args, _facts, ctx) {
-    const context: TaskContext = {
-      host: ctx.host,
-      vars: ctx.vars,
-      registered: ctx.registered,
-      check: ctx.check,
-    };
+    const context: TaskContext = ctx.taskContext ?? contextWithoutFacts(ctx);
     const failed = args.that.findIndex((p) => !p(context));
     if (failed < 0)
       return { status: "ok", reason: args.successMsg ?? "all assertions passed", ops: [] };

@@ -2,12 +2,12 @@ import type { Deferrable } from "../dsl/deferred.js";
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
-import { inputError } from "../errors.js";
+import { inputError, type Where } from "../errors.js";
 import type { FileFact } from "../facts/reader.js";
 import { isSecret, type Secret } from "../secret.js";
 import { ArgReader } from "./args.js";
 import { ATTRIBUTE_KEYS, readAttributes, type Attributes } from "./attributes.js";
-import { destinationFacts, planContent } from "./content.js";
+import { destinationFacts, planContent, sha256 } from "./content.js";
 import type { ModuleDefinition } from "./types.js";
 
 /** Arguments of the `copy` module: exactly one of `content` and `src`. */
@@ -20,11 +20,17 @@ export interface CopyArgs {
   owner?: string;
   group?: string;
   mode?: string;
+  /**
+   * The SHA-256 (64 hex digits) the source must have, e.g. for a release artifact given as a
+   * local path. A source that differs is an input error, before anything is written.
+   */
+  sha256?: string;
 }
 
 interface Valid extends Attributes {
   dest: string;
   source: { kind: "content"; bytes: Buffer; secret: boolean } | { kind: "src"; path: string };
+  sha256?: string;
 }
 
 /**
@@ -43,21 +49,34 @@ export const copyModule: ModuleDefinition<
 > = {
   name: "copy",
   validate(raw, where) {
-    const args = new ArgReader("copy", raw, where, ["dest", "content", "src", ...ATTRIBUTE_KEYS]);
+    const args = new ArgReader("copy", raw, where, [
+      "dest",
+      "content",
+      "src",
+      "sha256",
+      ...ATTRIBUTE_KEYS,
+    ]);
     const dest = args.string("dest");
     if (!dest.startsWith("/"))
       args.fail("ARG_VALUE", `copy: "dest" must be an absolute path, got "${dest}"`);
     if (args.has("content") === args.has("src"))
       args.fail("ARG_CONFLICT", `copy: give exactly one of "content" and "src"`);
-    return { dest, source: readSource(args), ...readAttributes(args, where) };
+    const valid: Valid = { dest, source: readSource(args), ...readAttributes(args, where) };
+    if (args.has("sha256")) valid.sha256 = args.sha256("sha256");
+    if (valid.sha256 && valid.source.kind === "content")
+      checkSourceHash(valid.source.bytes, valid.sha256, "content", where);
+    return valid;
   },
   label: (args) => `copy ${args.dest}`,
   async facts(args, reader, ctx) {
     const desired =
       args.source.kind === "content"
-        ? args.source.bytes
+        ? { bytes: args.source.bytes, path: "content" }
         : readSourceFile(args.source.path, ctx.baseDir, ctx.where);
-    return { ...(await destinationFacts(reader, args.dest, desired, ctx.diff)), desired };
+    if (args.sha256 && args.source.kind === "src")
+      checkSourceHash(desired.bytes, args.sha256, desired.path, ctx.where);
+    const facts = await destinationFacts(reader, args.dest, desired.bytes, ctx.diff);
+    return { ...facts, desired: desired.bytes };
   },
   plan(args, facts) {
     const plan = planContent(args.dest, facts.desired, facts.fact, args, facts.current);
@@ -77,13 +96,25 @@ function readSource(args: ArgReader): Valid["source"] {
   return { kind: "content", bytes: Buffer.from(args.text("content")), secret: false };
 }
 
-function readSourceFile(src: string, baseDir: string, where: object) {
+/** A source that is not the artifact the playbook names is refused before any write. */
+function checkSourceHash(bytes: Buffer, wanted: string, source: string, where: Where): void {
+  const actual = sha256(bytes);
+  if (actual === wanted) return;
+  throw inputError(
+    "playbook",
+    "COPY_SHA256_MISMATCH",
+    `copy: ${source} has sha256 ${actual}, expected ${wanted}; nothing was written`,
+    where,
+  );
+}
+
+function readSourceFile(src: string, baseDir: string, where: Where) {
   const candidates = isAbsolute(src)
     ? [src]
     : [resolve(baseDir, "files", src), resolve(baseDir, src)];
   for (const path of candidates) {
     try {
-      return readFileSync(path);
+      return { bytes: readFileSync(path), path };
     } catch {
       // try the next candidate
     }

@@ -1,13 +1,20 @@
 import { inputError, type Where } from "../errors.js";
+import { aptModule } from "./apt.js";
 import { assertModule } from "./assert.js";
+import { authorizedKeyModule } from "./authorized-key.js";
 import { commandModule } from "./command.js";
 import { copyModule } from "./copy.js";
 import { fileModule } from "./file.js";
+import { getUrlModule } from "./get-url.js";
+import { groupModule } from "./group.js";
 import { blockinfileModule, lineinfileModule } from "./lineinfile.js";
 import { pingModule } from "./ping.js";
 import { statModule } from "./stat.js";
 import { systemdModule } from "./systemd.js";
 import { templateModule } from "./template.js";
+import { unarchiveModule } from "./unarchive.js";
+import { uriModule } from "./uri.js";
+import { userModule } from "./user.js";
 import type { AnyModule } from "./types.js";
 import { waitForModule } from "./wait-for.js";
 import { tpmInfoModule } from "./tpm.js";
@@ -28,6 +35,13 @@ const modules = new Map<string, AnyModule>(
     pingModule,
     tpmInfoModule,
     x509Module,
+    getUrlModule,
+    unarchiveModule,
+    userModule,
+    groupModule,
+    uriModule,
+    aptModule,
+    authorizedKeyModule,
   ].map((m) => [m.name, m as AnyModule]),
 );
 

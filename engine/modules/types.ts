@@ -1,7 +1,7 @@
 import type { Where } from "../errors.js";
 import type { DiffEntry } from "../events.js";
 import type { HostReader } from "../facts/reader.js";
-import type { TaskResult } from "../dsl/task.js";
+import type { TaskContext, TaskResult } from "../dsl/task.js";
 
 /** A change to make on a host. Ops are data: check mode plans them and applies none. */
 export type Op =
@@ -20,15 +20,20 @@ export type Op =
   | { kind: "remove"; path: string }
   | { kind: "symlink"; path: string; target: string; owner?: string; group?: string }
   | { kind: "touch"; path: string }
-  | {
-      kind: "exec";
-      command: string;
-      /** Shown in output instead of the command when it carries secrets. */
-      display?: string;
-      stdin?: Buffer | string;
-      /** A non-zero exit is a failure unless the module decides (command uses failedWhen). */
-      allowFailure?: boolean;
-    };
+  | ExecOp
+  /** A command that creates or changes `path`, so check mode knows later facts may differ. */
+  | (ExecOp & { path: string });
+
+/** A remote command a plan runs. */
+export interface ExecOp {
+  kind: "exec";
+  command: string;
+  /** Shown in output instead of the command when it carries secrets. */
+  display?: string;
+  stdin?: Buffer | string;
+  /** A non-zero exit is a failure unless the module decides (command uses failedWhen). */
+  allowFailure?: boolean;
+}
 
 /** What a module decided for one host. */
 export interface Plan {
@@ -57,6 +62,8 @@ export interface PlanContext {
   task: string;
   /** Directory that relative `src` paths are resolved against (a role's or playbook's). */
   baseDir: string;
+  /** What the task's predicates see (facts, registered results), for modules that run them. */
+  taskContext?: TaskContext;
 }
 
 /** The output of the ops a task ran; command-like modules register it. */

@@ -8,6 +8,8 @@ export interface Terminal {
   color: boolean;
   /** A live terminal: the listr2 renderer is used unless JSON was asked for. */
   tty?: boolean;
+  /** Asks a question on the terminal (present only when standard input is a terminal). */
+  ask?: (question: string) => Promise<string>;
 }
 
 const SYMBOL = { ok: "ok", changed: "~", skipped: "-", failed: "x", unreachable: "!" } as const;
@@ -42,6 +44,10 @@ export function plainRenderer(terminal: Terminal, options: { showDiff: boolean }
         );
       case "task-result":
         return renderResult(event, out, paint, options.showDiff);
+      case "task-retry":
+        return out(
+          `  ${paint(COLOR.changed, "r ")} ${describeTask(event).padEnd(52)} ${event.host.padEnd(8)} retrying (attempt ${event.attempt} of ${event.of} done, next in ${event.delayMs} ms): ${event.reason.split("\n")[0]}`,
+        );
       case "command":
         return out(`      [${event.host}] $ ${event.command.split("\n").join("\n        ")}`);
       case "command-output":
@@ -55,7 +61,10 @@ export function plainRenderer(terminal: Terminal, options: { showDiff: boolean }
       case "play-stopped":
         return out(paint(COLOR.failed, `  STOPPED ${event.play}: ${event.message}`));
       case "recap":
-        return renderRecap(event.hosts, event.check, event.durationMs, out, paint);
+        renderRecap(event.hosts, event.check, event.durationMs, out, paint);
+        if (event.untouched)
+          out(`  untouched (the rollout stopped before them): ${event.untouched.join(", ")}`);
+        return undefined;
       default:
         return undefined;
     }
@@ -68,10 +77,10 @@ function renderResult(
   paint: (code: number, text: string) => string,
   showDiff: boolean,
 ) {
-  const status = event.check && event.status === "changed" ? "would change" : event.status;
-  const task = `${event.handler ? "handler " : ""}${event.task}`;
-  const host = event.delegatedTo ? `${event.host} -> ${event.delegatedTo}` : event.host;
+  const status = `${event.check && event.status === "changed" ? "would change" : event.status}${event.rescued ? " (rescued)" : event.ignored ? " (ignored)" : ""}`;
+  const task = describeTask(event);
   const symbol = paint(COLOR[event.status], SYMBOL[event.status].padEnd(2));
+  const host = `${event.host}${event.delegate ? ` -> ${event.delegate}` : ""}`;
   const reason =
     event.reason && event.status !== "failed" && event.status !== "unreachable"
       ? `  ${event.reason}`
@@ -81,6 +90,17 @@ function renderResult(
   );
   if (event.error) out(indent(event.error, 6));
   if (showDiff && event.diff) event.diff.forEach((d) => out(renderDiff(d, paint)));
+}
+
+/** The task's name as shown: handlers, loop items and run-once tasks are marked. */
+function describeTask(event: {
+  task: string;
+  handler?: boolean;
+  item?: string;
+  runOnce?: boolean;
+}): string {
+  const item = event.item === undefined ? "" : ` (item ${event.item})`;
+  return `${event.handler ? "handler " : ""}${event.task}${item}${event.runOnce ? " (run once)" : ""}`;
 }
 
 function renderDiff(diff: DiffEntry, paint: (code: number, text: string) => string): string {
@@ -119,7 +139,7 @@ function renderRecap(
             ? COLOR.changed
             : COLOR.ok;
     out(
-      `  ${paint(bad, host.padEnd(12))} ok=${c.ok} changed=${c.changed} failed=${c.failed} skipped=${c.skipped} unreachable=${c.unreachable}`,
+      `  ${paint(bad, host.padEnd(12))} ok=${c.ok} changed=${c.changed} failed=${c.failed} skipped=${c.skipped} unreachable=${c.unreachable} rescued=${c.rescued} ignored=${c.ignored}`,
     );
   }
 }

@@ -54,6 +54,7 @@ export function ttyRenderer(terminal: Terminal, options: { showDiff: boolean }):
       case "task-result":
         return showResult(event, rows.get(event.host), pending);
       case "handlers-pending":
+      case "task-retry":
       case "play-stopped":
       case "command":
       case "command-output":
@@ -116,7 +117,9 @@ function showResult(
 ) {
   const status = event.check && event.status === "changed" ? "would change" : event.status;
   setTitle(row, `${event.host}  ${MARK[event.status]} ${event.task}: ${status}`);
-  if (row && (event.status === "failed" || event.status === "unreachable"))
-    row.failure = `${event.task}: ${status}`;
+  const fatal =
+    event.status === "unreachable" ||
+    (event.status === "failed" && !event.rescued && !event.ignored && event.item === undefined);
+  if (row && fatal) row.failure = `${event.task}: ${status}`;
   if (event.status !== "ok" && event.status !== "skipped") pending.push(event);
 }

@@ -1,14 +1,15 @@
 import { dirname } from "node:path";
 import { Ajv, type ErrorObject } from "ajv";
-import { inputError, OmensError, toOmensError, type Where } from "../errors.js";
+import { bug, inputError, OmensError, toOmensError, type Where } from "../errors.js";
 import type { InventoryHost } from "../inventory/load.js";
 import { getModule } from "../modules/index.js";
+import { hasDeferred } from "../dsl/deferred.js";
+import { hiddenLabel, maskArgumentValues } from "./no-log.js";
 import type { AnyModule } from "../modules/types.js";
 import type { Play } from "../dsl/playbook.js";
 import type { RoleUse } from "../dsl/role.js";
-import type { HandlerRef, Task } from "../dsl/task.js";
-import { hasDeferred } from "../dsl/deferred.js";
-import { hiddenLabel, maskArgumentValues } from "./no-log.js";
+import type { Block, Step } from "../dsl/block.js";
+import type { HandlerRef, LoopSpec, Task, TaskContext } from "../dsl/task.js";
 
 /** A task ready to run on one host: module found, arguments validated, handlers resolved. */
 export interface CompiledTask {
@@ -16,8 +17,8 @@ export interface CompiledTask {
   module: AnyModule;
   /** Validated arguments; undefined when some are deferred (validated when the task runs). */
   args: unknown;
-  /** Some arguments are computed per host at run time. */
-  deferred: boolean;
+  /** Some arguments are computed per host at run time (`deferred`). */
+  deferred?: boolean;
   name: string;
   /** Variables for templates and predicates: host vars, play vars, then role vars. */
   vars: Record<string, unknown>;
@@ -25,6 +26,32 @@ export interface CompiledTask {
   baseDir: string;
   role?: string;
   notify: string[];
+  /** The task's tags with those of the blocks around it. */
+  tags: string[];
+  /** `when` predicates of the blocks around the task, checked before its own. */
+  conditions: Predicate[];
+  /** Through sudo or not: the task's own setting, else its block's, else the host's. */
+  become?: boolean;
+  /** Set for a `loop` task: its items, built now when they are a fixed array. */
+  loop?: CompiledLoop;
+}
+
+type Predicate = (ctx: TaskContext) => boolean;
+
+/** A loop's items: built and validated at compile time when fixed, else when the task runs. */
+export interface CompiledLoop {
+  spec: LoopSpec;
+  /** The items' tasks, when the items are a fixed array. */
+  fixed?: CompiledItem[];
+  /** Compiles one item's task when the items come from a function of the host's context. */
+  compile(item: unknown, index: number): CompiledItem;
+}
+
+/** One item of a loop with the task built from it. */
+export interface CompiledItem {
+  item: unknown;
+  label: string;
+  task: CompiledTask;
 }
 
 /** A handler: a task run once at the end of a play on the hosts that notified it. */
@@ -32,82 +59,128 @@ export interface CompiledHandler extends CompiledTask {
   id: string;
 }
 
+/** Which section of a block an entry sits in. */
+export interface Frame {
+  block: number;
+  section: "tasks" | "rescue" | "always";
+}
+
+/**
+ * One step of a host's program. Blocks are laid out flat, `tasks`, then `rescue`, then
+ * `always`, with two control entries; every jump goes forward, which is what lets the runner
+ * keep hosts in step by always running the lowest position first.
+ */
+export type Entry =
+  | { kind: "task"; task: CompiledTask; scope: readonly Frame[] }
+  /** End of a block's `tasks`: a host that did not fail skips the `rescue` section. */
+  | { kind: "skip-rescue"; block: number }
+  /** End of a block's `always`: a failure the block did not rescue goes on outwards. */
+  | { kind: "block-end"; block: number; scope: readonly Frame[] };
+
+/** Where each block's sections start in the program. */
+export interface BlockLayout {
+  name: string;
+  /** Undefined when the block has no rescue section. */
+  rescueAt?: number;
+  alwaysAt: number;
+  /** The block-end entry. */
+  endAt: number;
+}
+
 export interface CompiledHost {
+  /** Every task of the program in order (what `--list-tasks` shows). */
   tasks: CompiledTask[];
   /** In definition order: the order they run in. */
   handlers: CompiledHandler[];
+  program: Entry[];
+  blocks: BlockLayout[];
 }
 
+/** Decides from a task's tags whether it is part of this run (`--tags`, `--skip-tags`). */
+export type TagSelector = (tags: readonly string[]) => boolean;
+
 const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
+
+interface Builder {
+  host: string;
+  handlers: CompiledHandler[];
+  pendingNotify: { task: CompiledTask; refs: (HandlerRef | string)[] }[];
+  program: Entry[];
+  blocks: BlockLayout[];
+  select: TagSelector;
+}
+
+interface Inherited {
+  vars: Record<string, unknown>;
+  baseDir: string;
+  role?: string;
+  tags: string[];
+  conditions: Predicate[];
+  become?: boolean;
+  scope: readonly Frame[];
+}
 
 /**
  * Builds every task of a play for one host, validating role variables and module arguments.
  * Runs before any host is contacted, so input mistakes cost nothing.
  */
-export function compileHost(play: Play, host: InventoryHost, playbookFile: string): CompiledHost {
+export function compileHost(
+  play: Play,
+  host: InventoryHost,
+  playbookFile: string,
+  select: TagSelector = () => true,
+): CompiledHost {
   const hostVars = {
     ...host.vars,
     ...play.vars,
     inventoryHostname: host.name,
     groupNames: host.groups,
   };
-  const handlers: CompiledHandler[] = [];
-  const tasks: CompiledTask[] = [];
-  const pendingNotify: { task: CompiledTask; refs: (HandlerRef | string)[] }[] = [];
+  const b: Builder = {
+    host: host.name,
+    handlers: [],
+    pendingNotify: [],
+    program: [],
+    blocks: [],
+    select,
+  };
+  const top = { tags: [], conditions: [], scope: [] };
   for (const use of play.roles ?? []) {
     const vars = roleVars(use, host, hostVars);
+    const merged = { ...hostVars, ...vars };
     const own = buildHandlers(
+      b,
       use.role.name,
       use.role.handlers?.(vars) ?? {},
-      { ...hostVars, ...vars },
+      merged,
       use.role.dir,
-      host.name,
     );
-    handlers.push(...own.compiled);
     const built = guard(
-      () => use.role.tasks(vars, { handlers: own.refs, host: host.name }),
+      () => use.role.tasks(vars, { handlers: own, host: host.name }),
       use.where,
       host.name,
     );
-    built.forEach((task) =>
-      tasks.push(
-        compileTask(
-          task,
-          { ...hostVars, ...vars },
-          use.role.dir,
-          host.name,
-          pendingNotify,
-          use.role.name,
-        ),
-      ),
-    );
+    addSteps(b, built, { ...top, vars: merged, baseDir: use.role.dir, role: use.role.name });
   }
-  const playHandlers = buildHandlers(
-    "play",
-    play.handlers ?? {},
-    hostVars,
-    dirname(playbookFile),
-    host.name,
-  );
-  handlers.push(...playHandlers.compiled);
+  const baseDir = dirname(playbookFile);
+  const playHandlers = buildHandlers(b, "play", play.handlers ?? {}, hostVars, baseDir);
   const playTasks =
     typeof play.tasks === "function"
       ? guard(
           () =>
-            (play.tasks as Exclude<Play["tasks"], Task[] | undefined>)(hostVars, {
-              handlers: playHandlers.refs,
+            (play.tasks as Exclude<Play["tasks"], Step[] | undefined>)(hostVars, {
+              handlers: playHandlers,
               host: host.name,
             }),
           play.where,
           host.name,
         )
       : (play.tasks ?? []);
-  playTasks.forEach((task) =>
-    tasks.push(compileTask(task, hostVars, dirname(playbookFile), host.name, pendingNotify)),
-  );
-  for (const { task, refs } of pendingNotify)
-    task.notify = refs.map((ref) => resolveHandler(ref, handlers, task, host.name));
-  return { tasks, handlers };
+  addSteps(b, playTasks, { ...top, vars: hostVars, baseDir });
+  for (const { task, refs } of b.pendingNotify)
+    task.notify = refs.map((ref) => resolveHandler(ref, b.handlers, task, host.name));
+  const tasks = b.program.flatMap((e) => (e.kind === "task" ? [e.task] : []));
+  return { tasks, handlers: b.handlers, program: b.program, blocks: b.blocks };
 }
 
 function guard<T>(build: () => T, where: Where, host: string): T {
@@ -123,52 +196,90 @@ function guard<T>(build: () => T, where: Where, host: string): T {
   }
 }
 
-function compileTask(
-  task: Task,
-  vars: Record<string, unknown>,
-  baseDir: string,
-  host: string,
-  pendingNotify: { task: CompiledTask; refs: (HandlerRef | string)[] }[],
-  role?: string,
-): CompiledTask {
-  if (task?.kind !== "task") {
-    throw inputError(
-      "playbook",
-      "TASK_INVALID",
-      `expected a task built by a module function (file, copy, ...), got ${JSON.stringify(task)?.slice(0, 80)}`,
-      { host },
-    );
+function addSteps(b: Builder, steps: readonly Step[], inherited: Inherited) {
+  if (!Array.isArray(steps)) throw notAStep(steps, b.host);
+  for (const step of steps) {
+    if (step?.kind === "block") addBlock(b, step, inherited);
+    else addTask(b, step, inherited);
   }
-  const where: Where = {
-    ...task.where,
-    host,
-    ...(task.options.name === undefined ? {} : { task: task.options.name }),
-  };
-  const module = getModule(task.module, where);
-  const deferred = hasDeferred(task.args);
-  const noLog = task.options.noLog === true;
-  const args = deferred ? undefined : validateArgs(module, task, where);
-  const label = noLog
-    ? hiddenLabel(module.name, task.where)
-    : deferred
-      ? `${module.name} (arguments decided at run time)`
-      : module.label(args);
-  const name = task.options.name ?? (role ? `${role}: ${label}` : label);
-  const compiled: CompiledTask = {
+}
+
+function addTask(b: Builder, task: Task, inherited: Inherited) {
+  const compiled = compileTask(b, task, inherited);
+  if (b.select(compiled.tags))
+    b.program.push({ kind: "task", task: compiled, scope: inherited.scope });
+}
+
+/** Lays a block out flat: tasks, skip-rescue, rescue, always, block-end (see {@link Entry}). */
+function addBlock(b: Builder, block: Block, outer: Inherited) {
+  const id = b.blocks.length;
+  const layout: BlockLayout = { name: block.options.name ?? "block", alwaysAt: 0, endAt: 0 };
+  b.blocks.push(layout);
+  const inner = (section: Frame["section"]): Inherited => ({
+    ...outer,
+    tags: [...outer.tags, ...(block.options.tags ?? [])],
+    conditions: block.options.when ? [...outer.conditions, block.options.when] : outer.conditions,
+    ...(block.options.become === undefined ? {} : { become: block.options.become }),
+    scope: [...outer.scope, { block: id, section }],
+  });
+  addSteps(b, block.tasks, inner("tasks"));
+  b.program.push({ kind: "skip-rescue", block: id });
+  if (block.rescue.length > 0) {
+    layout.rescueAt = b.program.length;
+    addSteps(b, block.rescue, inner("rescue"));
+  }
+  layout.alwaysAt = b.program.length;
+  addSteps(b, block.always, inner("always"));
+  layout.endAt = b.program.length;
+  b.program.push({ kind: "block-end", block: id, scope: outer.scope });
+}
+
+function notAStep(step: unknown, host: string) {
+  return inputError(
+    "playbook",
+    "TASK_INVALID",
+    `expected a task built by a module function (file, copy, ...) or a block, got ${JSON.stringify(step)?.slice(0, 80)}`,
+    { host },
+  );
+}
+
+function compileTask(b: Builder, task: Task, inherited: Inherited): CompiledTask {
+  if (task?.kind !== "task") throw notAStep(task, b.host);
+  const where = { ...task.where, host: b.host };
+  const become = task.options.become ?? inherited.become;
+  const common = {
     task,
-    module,
-    args,
-    deferred,
-    name,
-    vars,
-    baseDir,
+    vars: inherited.vars,
+    baseDir: inherited.baseDir,
     notify: [],
-    ...(role ? { role } : {}),
+    tags: [...new Set([...inherited.tags, ...(task.options.tags ?? [])])],
+    conditions: inherited.conditions,
+    ...(become === undefined ? {} : { become }),
+    ...(inherited.role ? { role: inherited.role } : {}),
   };
+  const compiled: CompiledTask = task.loop
+    ? compileLoop(b, task, task.loop, common, inherited)
+    : { ...common, ...moduleOf(task, where, inherited.role) };
   const notify = task.options.notify;
   if (notify !== undefined)
-    pendingNotify.push({ task: compiled, refs: Array.isArray(notify) ? notify : [notify] });
+    b.pendingNotify.push({ task: compiled, refs: Array.isArray(notify) ? notify : [notify] });
   return compiled;
+}
+
+function moduleOf(task: Task, where: Where, role?: string) {
+  const module = getModule(task.module, where);
+  const named: Where =
+    task.options.name === undefined ? where : { ...where, task: task.options.name };
+  const deferred = hasDeferred(task.args);
+  const args = deferred ? undefined : validateArgs(module, task, named);
+  const label =
+    task.options.noLog === true
+      ? hiddenLabel(module.name, task.where)
+      : deferred
+        ? `${module.name} (arguments decided at run time)`
+        : module.label(args);
+  const name = task.options.name ?? (role ? `${role}: ${label}` : label);
+  return { module, args, name, ...(deferred ? { deferred } : {}) };
 }
 
 /** A noLog task's argument errors name the argument but never echo its value. */
@@ -180,23 +291,95 @@ function validateArgs(module: AnyModule, task: Task, where: Where): unknown {
   }
 }
 
+// Options of a loop that each item's task takes unless it sets them itself.
+const INHERITED_BY_ITEMS = ["become", "noLog", "checkMode", "delegateTo"] as const;
+
+function compileLoop(
+  b: Builder,
+  task: Task,
+  spec: LoopSpec,
+  common: Omit<CompiledTask, "module" | "args" | "name">,
+  inherited: Inherited,
+): CompiledTask {
+  const compile = (item: unknown, index: number): CompiledItem => {
+    const built = spec.build(item, index);
+    if (built?.kind !== "task" || built.loop) throw notAStep(built, b.host);
+    const options = { ...built.options };
+    for (const key of INHERITED_BY_ITEMS)
+      if (options[key] === undefined && task.options[key] !== undefined)
+        Object.assign(options, { [key]: task.options[key] });
+    const itemTask = { ...built, options };
+    const where = { ...built.where, host: b.host };
+    const compiled: CompiledTask = {
+      ...common,
+      task: itemTask,
+      notify: [],
+      ...(options.become === undefined ? {} : { become: options.become }),
+      ...moduleOf(itemTask, where, inherited.role),
+    };
+    const refs = options.notify === undefined ? [] : [options.notify].flat();
+    compiled.notify = refs.map((ref) => resolveHandler(ref, b.handlers, compiled, b.host));
+    return { item, label: itemLabel(spec, item, index, compiled), task: compiled };
+  };
+  const where = { ...task.where, host: b.host };
+  const fixed = Array.isArray(spec.items)
+    ? guard(() => (spec.items as unknown[]).map(compile), where, b.host)
+    : undefined;
+  const first = fixed?.[0]?.task.module.name;
+  const label = first ? `${first} loop` : "loop";
+  const name = task.options.name ?? (inherited.role ? `${inherited.role}: ${label}` : label);
+  return {
+    ...common,
+    module: loopModule,
+    args: {},
+    name,
+    loop: { spec, ...(fixed ? { fixed } : {}), compile },
+  };
+}
+
+function itemLabel(spec: LoopSpec, item: unknown, index: number, task: CompiledTask): string {
+  if (spec.label) return spec.label(item, index);
+  if (typeof item === "string" || typeof item === "number" || typeof item === "boolean")
+    return String(item);
+  return task.module.label(task.args);
+}
+
+/** Stands in for a loop task's module: the runner expands the items, so it is never planned. */
+const loopModule: AnyModule = {
+  name: "loop",
+  validate: (raw) => raw,
+  label: () => "loop",
+  facts: () => Promise.reject(bug("a loop task was planned as a module")),
+  plan: () => {
+    throw bug("a loop task was planned as a module");
+  },
+};
+
 function buildHandlers(
+  b: Builder,
   owner: string,
   defined: Record<string, Task>,
   vars: Record<string, unknown>,
   baseDir: string,
-  host: string,
-) {
+): Record<string, HandlerRef> {
   const refs: Record<string, HandlerRef> = {};
-  const compiled: CompiledHandler[] = [];
   for (const [key, task] of Object.entries(defined)) {
     const id = `${owner}:${key}`;
     refs[key] = { kind: "handler-ref", id };
-    const base = compileTask(task, vars, baseDir, host, [], owner === "play" ? undefined : owner);
-    const name = task.options.name ?? (owner === "play" ? key : `${owner}: ${key}`);
-    compiled.push({ ...base, id, name });
+    const role = owner === "play" ? undefined : owner;
+    const quiet: Builder = { ...b, pendingNotify: [] };
+    const base = compileTask(quiet, task, {
+      vars,
+      baseDir,
+      tags: [],
+      conditions: [],
+      scope: [],
+      ...(role ? { role } : {}),
+    });
+    const name = task.options.name ?? (role ? `${owner}: ${key}` : key);
+    b.handlers.push({ ...base, id, name });
   }
-  return { refs, compiled };
+  return refs;
 }
 
 function resolveHandler(

@@ -1,14 +1,33 @@
+import picomatch from "picomatch";
 import { emptyCounts, type EventSink, type HostCounts } from "../events.js";
-import { inputError, OmensError } from "../errors.js";
+import {
+  bug,
+  describeError,
+  inputError,
+  taskError,
+  toOmensError,
+  type OmensError,
+  type Where,
+} from "../errors.js";
+import type { Gathered, HostFacts } from "../facts/gathered.js";
 import type { Inventory, InventoryHost } from "../inventory/load.js";
 import { matchHosts } from "../inventory/patterns.js";
 import type { Connection } from "../connection/types.js";
 import type { Play, Playbook } from "../dsl/playbook.js";
-import type { TaskResult } from "../dsl/task.js";
+import type { Failure, Task, TaskResult } from "../dsl/task.js";
 import { serialBatches } from "./batches.js";
-import { compileHost, type CompiledHost } from "./compile.js";
+import {
+  compileHost,
+  type BlockLayout,
+  type CompiledHost,
+  type CompiledTask,
+  type Entry,
+  type Frame,
+  type TagSelector,
+} from "./compile.js";
 import { openConnection } from "./connect.js";
-import { runTask, type TaskOutcome } from "./task.js";
+import { ensureFacts } from "./facts.js";
+import { registerResult, runTask, type TaskOutcome, type TaskRun } from "./task.js";
 
 /** How a run behaves; the CLI fills it from flags. */
 export interface RunOptions {
@@ -24,30 +43,40 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** How to reach a host; tests and benchmarks may swap it. */
   connect?: (host: InventoryHost) => Connection;
-  /** Set by the runner: the connection of another host, for tasks with `delegateTo`. */
-  delegate?: (host: string) => Promise<Connection>;
+  /** `--step`: asked before each task; "no" skips it, "continue" stops asking. */
+  confirm?: (task: string) => Promise<StepAnswer>;
 }
+
+/** An answer to `--step`'s question. */
+export type StepAnswer = "yes" | "no" | "continue";
 
 /** Per-host state across the plays of one run. */
 export interface HostState {
   host: InventoryHost;
   connection?: Connection;
-  /** False for a host only tasks of other hosts delegated to: it has no recap line. */
-  inPlay: boolean;
-  /** The connection being opened, shared by everyone who needs it meanwhile. */
+  /** The connection being opened, so a host delegated to by many opens it once. */
   connecting?: Promise<Connection>;
   status: "active" | "failed" | "unreachable";
   counts: HostCounts;
   registered: Record<string, TaskResult>;
+  /** Results by task, for `ctx.result(task)`. */
+  results: WeakMap<Task, TaskResult>;
   notified: Set<string>;
   /** Check mode: paths an earlier task would have changed, so later facts about them are stale. */
   simulated: Set<string>;
+  /** The host has been part of a batch (hosts only delegated to are not). */
+  started?: boolean;
+  /** Facts gathered this run (once per host). */
+  gathered?: Gathered;
+  facts?: HostFacts;
 }
 
 export interface RunResult {
   hosts: Record<string, HostCounts>;
   failed: string[];
   unreachable: string[];
+  /** Hosts a stopped rollout never started on. */
+  untouched: string[];
   interrupted: boolean;
   /** Remote commands run, summed over hosts. */
   commands: number;
@@ -77,6 +106,14 @@ export interface PreparedPlay {
   hosts: string[];
   compiled: Map<string, CompiledHost>;
   unmatched: string[];
+  /** Where each host starts in its program (`--start-at-task`); 0 when absent. */
+  start?: Map<string, number>;
+}
+
+/** What selects the tasks of a run besides the hosts. */
+export interface Selection {
+  limit?: string;
+  select?: TagSelector;
 }
 
 /** Resolves hosts and builds every task for every host; throws input errors before any SSH. */
@@ -84,31 +121,57 @@ export function preparePlaybook(
   playbook: Playbook,
   inventory: Inventory,
   file: string,
-  limit?: string,
+  selection: Selection | string = {},
 ): PreparedPlay[] {
+  const { limit, select } = typeof selection === "string" ? { limit: selection } : selection;
   const limited = limit ? new Set(matchHosts(inventory, limit).hosts) : undefined;
   return playbook.plays.map((play) => {
     const match = matchHosts(inventory, play.hosts);
     const hosts = match.hosts.filter((h) => !limited || limited.has(h));
     const compiled = new Map(
-      hosts.map((h) => [h, compileHost(play, inventory.hosts.get(h) as InventoryHost, file)]),
+      hosts.map((h) => [
+        h,
+        compileHost(play, inventory.hosts.get(h) as InventoryHost, file, select),
+      ]),
     );
-    compiled.forEach((c) => checkDelegates(c, inventory));
+    compiled.forEach((host) => checkDelegates(host, inventory));
     return { play, hosts, compiled, unmatched: match.unmatched };
   });
 }
 
+/** A fixed `delegateTo` must name an inventory host: checked before any host is contacted. */
 function checkDelegates(compiled: CompiledHost, inventory: Inventory) {
-  for (const task of [...compiled.tasks, ...compiled.handlers]) {
-    const target = task.task.options.delegateTo;
-    if (target === undefined || inventory.hosts.has(target)) continue;
-    throw inputError(
-      "playbook",
-      "DELEGATE_UNKNOWN",
-      `task "${task.name}" delegates to "${target}", which is not a host of the inventory`,
-      task.task.where,
-    );
+  for (const task of compiled.tasks) {
+    const to = task.task.options.delegateTo;
+    if (typeof to === "string" && !inventory.hosts.has(to))
+      throw inputError(
+        "playbook",
+        "DELEGATE_UNKNOWN",
+        `task "${task.name}" delegates to "${to}", which is not an inventory host`,
+        task.task.where,
+      );
   }
+}
+
+/**
+ * `--start-at-task`: drops the plays before the first one with a task of that name (or glob)
+ * and starts each host of that play at its first such task.
+ */
+export function startAtTask(plays: PreparedPlay[], name: string): PreparedPlay[] {
+  const matches = name.includes("*") ? picomatch(name) : (task: string) => task === name;
+  const first = plays.findIndex((p) =>
+    [...p.compiled.values()].some((c) => c.tasks.some((t) => matches(t.name))),
+  );
+  if (first < 0)
+    throw inputError("usage", "START_TASK_UNKNOWN", `--start-at-task: no task is named "${name}"`);
+  const found = plays[first] as PreparedPlay;
+  const start = new Map(
+    [...found.compiled].map(([host, c]) => {
+      const at = c.program.findIndex((e) => e.kind === "task" && matches(e.task.name));
+      return [host, at < 0 ? c.program.length : at];
+    }),
+  );
+  return [{ ...found, start }, ...plays.slice(first + 1)];
 }
 
 /** Runs prepared plays in order, host batches in parallel up to `forks`. */
@@ -119,64 +182,76 @@ export async function runPlaybook(
 ): Promise<RunResult> {
   const started = Date.now();
   const states = new Map<string, HostState>();
-  const stateOf = (name: string, inPlay = true) => {
+  const stateOf = (name: string) => {
     let state = states.get(name);
-    if (state) state.inPlay ||= inPlay;
-    else {
-      state = {
-        host: inventory.hosts.get(name) as InventoryHost,
-        inPlay,
-        status: "active",
-        counts: emptyCounts(),
-        registered: {},
-        notified: new Set(),
-        simulated: new Set(),
-      };
+    if (!state) {
+      state = newHostState(inventory.hosts.get(name) as InventoryHost);
       states.set(name, state);
     }
     return state;
   };
-  const delegate = async (name: string) => connectionOf(stateOf(name, false), options);
+  const run: PlayRun = { stateOf, states, options, untouched: [], inventory };
   try {
     for (const prepared of plays) {
-      const stop = await runPlay(prepared, stateOf, { ...options, delegate });
+      const stop = await runPlay(prepared, run);
       if (stop || options.signal?.aborted) break;
     }
   } finally {
     await Promise.all([...states.values()].map((s) => s.connection?.close()));
   }
-  const result = summarize(states, options);
+  const result = summarize(run);
   options.sink({
     kind: "recap",
     hosts: result.hosts,
     check: options.check,
     durationMs: Date.now() - started,
+    ...(result.untouched.length > 0 ? { untouched: result.untouched } : {}),
   });
   return result;
 }
 
-function summarize(states: Map<string, HostState>, options: RunOptions): RunResult {
-  const all = [...states.values()].filter((s) => s.inPlay);
+function newHostState(host: InventoryHost): HostState {
+  return {
+    host,
+    status: "active",
+    counts: emptyCounts(),
+    registered: {},
+    results: new WeakMap(),
+    notified: new Set(),
+    simulated: new Set(),
+  };
+}
+
+/** What the plays of one run share. */
+interface PlayRun {
+  stateOf(name: string): HostState;
+  states: Map<string, HostState>;
+  options: RunOptions;
+  untouched: string[];
+  inventory: Inventory;
+}
+
+// Hosts only delegated to, or never reached by a stopped rollout, are not in the recap.
+function summarize(run: PlayRun): RunResult {
+  const all = [...run.states.values()].filter((s) => s.started);
   return {
     hosts: Object.fromEntries(all.map((s) => [s.host.name, s.counts])),
     failed: all.filter((s) => s.status === "failed").map((s) => s.host.name),
     unreachable: all.filter((s) => s.status === "unreachable").map((s) => s.host.name),
-    interrupted: options.signal?.aborted ?? false,
-    commands: [...states.values()].reduce((n, s) => n + (s.connection?.commandCount ?? 0), 0),
+    untouched: run.untouched.filter((h) => !run.states.get(h)?.started),
+    interrupted: run.options.signal?.aborted ?? false,
+    commands: [...run.states.values()].reduce((n, s) => n + (s.connection?.commandCount ?? 0), 0),
   };
 }
 
 /** Runs one play; returns true when the whole run must stop (a rollout budget was exceeded). */
-async function runPlay(
-  prepared: PreparedPlay,
-  stateOf: (name: string) => HostState,
-  options: RunOptions,
-): Promise<boolean> {
+async function runPlay(prepared: PreparedPlay, run: PlayRun): Promise<boolean> {
   const { play } = prepared;
+  const { options } = run;
   const title = play.name ?? play.hosts;
   for (const term of prepared.unmatched)
     options.sink({ kind: "warning", message: `pattern '${term}' matched no hosts` });
-  const hosts = prepared.hosts.filter((h) => stateOf(h).status === "active");
+  const hosts = prepared.hosts.filter((h) => (run.states.get(h)?.status ?? "active") === "active");
   if (hosts.length === 0) {
     options.sink({
       kind: "play-empty",
@@ -194,54 +269,313 @@ async function runPlay(
       hosts: batch,
       ...(batches.length > 1 ? { batch: { index: index + 1, of: batches.length } } : {}),
     });
-    const stopped = await runBatch(prepared, batch.map(stateOf), title, options);
-    await runHandlers(prepared, batch.map(stateOf), title, options);
+    const states = batch.map(run.stateOf);
+    states.forEach((s) => (s.started = true));
+    const stopped = await runBatch(prepared, states, title, run);
+    await runHandlers(prepared, states, title, options, delegation(run));
     if (stopped) {
-      options.sink({ kind: "play-stopped", play: title, message: stopped });
-      return true;
+      const later = batches.slice(index + 1).flat();
+      run.untouched.push(...later);
+      const message =
+        later.length > 0 ? `${stopped.message} (${later.join(", ")})` : stopped.message;
+      options.sink({ kind: "play-stopped", play: title, message });
+      return stopped.scope === "run";
     }
     if (options.signal?.aborted) return true;
   }
   return false;
 }
 
-/** Runs the tasks of a batch step by step; returns why the rollout stops, if it must. */
+/** Why a rollout stops: the whole run (a failure budget) or only this play's later batches. */
+interface Stop {
+  message: string;
+  scope: "run" | "play";
+}
+
+/** Where one host is in its program during a batch. */
+interface Cursor {
+  state: HostState;
+  compiled: CompiledHost;
+  pc: number;
+  /** Failures waiting for a block's `always` to finish before they go on outwards. */
+  pending: Map<number, Failure>;
+  /** Failures a block's `rescue` is handling. */
+  rescuing: Map<number, Failure>;
+}
+
+/**
+ * Runs a batch in lockstep: each round runs the lowest program position any host is at, on
+ * every host that is there. Jumps (into `rescue`, to `always`) only go forward, so hosts
+ * that skipped a section wait for the others and every task still runs once for all the
+ * hosts that reach it. Returns why the rollout stops, if it must.
+ */
 async function runBatch(
   prepared: PreparedPlay,
   batch: HostState[],
   title: string,
-  options: RunOptions,
-): Promise<string | undefined> {
-  const steps = Math.max(
-    ...batch.map((s) => prepared.compiled.get(s.host.name)?.tasks.length ?? 0),
-  );
-  for (let step = 0; step < steps; step += 1) {
-    if (options.signal?.aborted) return undefined;
-    const active = batch.filter(
-      (s) => s.status === "active" && prepared.compiled.get(s.host.name)?.tasks[step],
-    );
-    await inPool(active, options.forks, async (state) => {
-      const task = prepared.compiled.get(state.host.name)?.tasks[step];
-      if (!task) return;
-      if (!(await ensureConnected(state, title, task.name, options))) return;
-      record(state, await runTask(state, task, title, options));
-    });
-    const verdict = rolloutVerdict(prepared.play, batch);
+  run: PlayRun,
+): Promise<Stop | undefined> {
+  const cursors = batch.map((state): Cursor => {
+    const compiled = prepared.compiled.get(state.host.name) as CompiledHost;
+    const pc = prepared.start?.get(state.host.name) ?? 0;
+    return { state, compiled, pc, pending: new Map(), rescuing: new Map() };
+  });
+  if (prepared.play.gatherFacts) await gatherAll(cursors, prepared, title, run);
+  let asking = run.options.confirm !== undefined;
+  for (;;) {
+    if (run.options.signal?.aborted) return undefined;
+    const ready = cursors.filter((c) => advance(c));
+    if (ready.length === 0) return undefined;
+    const pc = Math.min(...ready.map((c) => c.pc));
+    const group = ready.filter((c) => c.pc === pc);
+    if (asking) {
+      const answer = await (run.options.confirm as NonNullable<RunOptions["confirm"]>)(
+        taskAt(group[0] as Cursor).name,
+      );
+      if (answer === "no") {
+        group.forEach((c) => (c.pc += 1));
+        continue;
+      }
+      asking = answer !== "continue";
+    }
+    await runStep(group, title, run);
+    const verdict = rolloutVerdict(prepared.play, batch, prepared);
     if (verdict) return verdict;
   }
-  return undefined;
 }
 
-/** Applies anyErrorsFatal and maxFailPercentage against the batch size at its start. */
-function rolloutVerdict(play: Play, batch: HostState[]): string | undefined {
+/** Moves a host over control entries; true when it is at a task it must run. */
+function advance(cursor: Cursor): boolean {
+  const { program, blocks } = cursor.compiled;
+  while (cursor.state.status === "active" && cursor.pc < program.length) {
+    const entry = program[cursor.pc] as Entry;
+    if (entry.kind === "task") return true;
+    if (entry.kind === "skip-rescue") {
+      cursor.pc = (blocks[entry.block] as BlockLayout).alwaysAt;
+      continue;
+    }
+    const failure = cursor.pending.get(entry.block);
+    cursor.pending.delete(entry.block);
+    cursor.rescuing.delete(entry.block);
+    if (failure) fail(cursor, failure, entry.scope);
+    else cursor.pc += 1;
+  }
+  return false;
+}
+
+function taskAt(cursor: Cursor): CompiledTask {
+  const entry = cursor.compiled.program[cursor.pc];
+  if (entry?.kind !== "task") throw bug(`no task at position ${cursor.pc}`);
+  return entry.task;
+}
+
+function scopeAt(cursor: Cursor): readonly Frame[] {
+  const entry = cursor.compiled.program[cursor.pc];
+  return entry?.kind === "task" ? entry.scope : [];
+}
+
+/**
+ * A task failed inside `scope`: the innermost block whose `tasks` it is in and that has a
+ * `rescue` takes the host there; blocks without one run their `always` first and pass the
+ * failure on. A failure nobody rescues fails the host.
+ */
+function fail(cursor: Cursor, failure: Failure, scope: readonly Frame[]) {
+  const { blocks } = cursor.compiled;
+  for (let i = scope.length - 1; i >= 0; i -= 1) {
+    const frame = scope[i] as Frame;
+    const layout = blocks[frame.block] as BlockLayout;
+    if (frame.section === "tasks" && layout.rescueAt !== undefined) {
+      cursor.rescuing.set(frame.block, failure);
+      cursor.pc = layout.rescueAt;
+      return;
+    }
+    if (frame.section !== "always") {
+      cursor.pending.set(frame.block, failure);
+      cursor.pc = layout.alwaysAt;
+      return;
+    }
+    // A failure inside `always` replaces the block's own and goes on outwards.
+    cursor.pending.delete(frame.block);
+  }
+  cursor.state.status = "failed";
+}
+
+/** Whether a failure at this scope ends in some block's `rescue` (what the recap counts). */
+function isRescued(scope: readonly Frame[], blocks: BlockLayout[]): boolean {
+  return scope.some((f) => f.section === "tasks" && blocks[f.block]?.rescueAt !== undefined);
+}
+
+/** What `ctx.failure` shows: the failure the innermost rescue or always section is about. */
+function failureFor(cursor: Cursor, scope: readonly Frame[]): Failure {
+  for (let i = scope.length - 1; i >= 0; i -= 1) {
+    const frame = scope[i] as Frame;
+    if (frame.section === "tasks") continue;
+    const failure =
+      cursor.rescuing.get(frame.block) ??
+      (frame.section === "always" ? cursor.pending.get(frame.block) : undefined);
+    if (failure) return failure;
+  }
+  return { kind: "none" };
+}
+
+async function runStep(group: Cursor[], title: string, run: PlayRun) {
+  const { options } = run;
+  const first = group[0] as Cursor;
+  if (taskAt(first).task.options.runOnce) return runOnce(group, title, run);
+  await inPool(group, options.forks, async (cursor) => {
+    const task = taskAt(cursor);
+    if (!(await ensureConnected(cursor.state, title, task.name, options))) return;
+    settle(cursor, await runTask(cursor.state, task, title, options, taskRun(cursor, run)));
+  });
+}
+
+function taskRun(cursor: Cursor, run: PlayRun) {
+  const scope = scopeAt(cursor);
+  return {
+    failure: failureFor(cursor, scope),
+    rescuable: isRescued(scope, cursor.compiled.blocks),
+    delegate: delegation(run),
+  };
+}
+
+/**
+ * `runOnce`: the first host of the batch runs the task; every host at this step registers its
+ * result (each host's own copy of the task), and a failure is a failure on each of them.
+ */
+async function runOnce(group: Cursor[], title: string, run: PlayRun) {
+  const first = group[0] as Cursor;
+  const task = taskAt(first);
+  if (!(await ensureConnected(first.state, title, task.name, run.options))) return;
+  const outcome = await runTask(first.state, task, title, run.options, {
+    ...taskRun(first, run),
+    runOnce: true,
+  });
+  settle(first, outcome);
+  for (const cursor of group.slice(1)) {
+    registerResult(cursor.state, taskAt(cursor), outcome.result);
+    if (outcome.status === "failed" && !outcome.ignored) {
+      cursor.state.counts[
+        isRescued(scopeAt(cursor), cursor.compiled.blocks) ? "rescued" : "failed"
+      ] += 1;
+      fail(cursor, failureOf(taskAt(cursor), outcome), scopeAt(cursor));
+    } else cursor.pc += 1;
+  }
+}
+
+/** Counts a task's outcome and moves the host on: to the next task, or to its failure handling. */
+function settle(cursor: Cursor, outcome: TaskOutcome) {
+  const counts = cursor.state.counts;
+  const scope = scopeAt(cursor);
+  const task = taskAt(cursor);
+  if (outcome.status === "unreachable") {
+    counts.unreachable += 1;
+    cursor.state.status = "unreachable";
+    return;
+  }
+  if (outcome.status !== "failed") {
+    counts[outcome.status] += 1;
+    cursor.pc += 1;
+    return;
+  }
+  if (outcome.ignored) {
+    counts.ignored += 1;
+    cursor.pc += 1;
+    return;
+  }
+  counts[isRescued(scope, cursor.compiled.blocks) ? "rescued" : "failed"] += 1;
+  fail(cursor, failureOf(task, outcome), scope);
+}
+
+function failureOf(task: CompiledTask, outcome: TaskOutcome): Failure {
+  return {
+    kind: "failed",
+    task: task.name,
+    error: outcome.error ?? outcome.result.reason,
+    result: outcome.result,
+  };
+}
+
+/** `gatherFacts`: every host of the batch gathers its facts before the first task. */
+async function gatherAll(cursors: Cursor[], prepared: PreparedPlay, title: string, run: PlayRun) {
+  const setting = prepared.play.gatherFacts;
+  const parts = { packages: typeof setting === "object" && setting.packages === true };
+  await inPool(cursors, run.options.forks, async (cursor) => {
+    const { state } = cursor;
+    if (!(await ensureConnected(state, title, "gather facts", run.options))) return;
+    const started = Date.now();
+    run.options.sink({
+      kind: "task-start",
+      play: title,
+      task: "gather facts",
+      host: state.host.name,
+    });
+    const report = (status: "ok" | "failed", reason: string, error?: string) =>
+      run.options.sink({
+        kind: "task-result",
+        play: title,
+        task: "gather facts",
+        host: state.host.name,
+        status,
+        reason,
+        ...(error ? { error } : {}),
+        durationMs: Date.now() - started,
+        check: run.options.check,
+      });
+    try {
+      await ensureFacts(state, parts, { host: state.host.name, task: "gather facts" });
+      state.counts.ok += 1;
+      report("ok", describeFacts(state.facts as HostFacts));
+    } catch (error) {
+      const err = toOmensError(error, { code: "FACTS_FAILED", family: "task" });
+      state.counts.failed += 1;
+      state.status = "failed";
+      report("failed", "task failed", describeError(err));
+    }
+  });
+}
+
+function describeFacts(facts: HostFacts): string {
+  const init = facts.init.kind === "systemd" ? `systemd ${facts.init.version}` : facts.init.name;
+  const tpm = facts.tpm.kind === "present" ? `TPM via ${facts.tpm.tcti}` : `TPM ${facts.tpm.kind}`;
+  return `${facts.os.id} ${facts.os.versionId}, ${init}, ${tpm}`;
+}
+
+/** Finds (and connects to) the host a task is delegated to. */
+function delegation(run: PlayRun) {
+  return async (name: string, where: Where): Promise<HostState> => {
+    if (!run.inventory.hosts.has(name))
+      throw taskError("DELEGATE_UNKNOWN", `delegateTo: "${name}" is not an inventory host`, where);
+    const state = run.stateOf(name);
+    await connect(state, run.options);
+    return state;
+  };
+}
+
+/**
+ * Stops the rollout: `anyErrorsFatal` at the first failure and `maxFailPercentage` against the
+ * batch size at its start (unreachable hosts count as failed) stop the run; a batch where
+ * every host failed stops the play's later batches.
+ */
+function rolloutVerdict(play: Play, batch: HostState[], prepared: PreparedPlay): Stop | undefined {
   const failed = batch.filter((s) => s.status !== "active").length;
   if (failed === 0) return undefined;
+  const budget = (message: string): Stop => ({ message, scope: "run" });
   if (play.anyErrorsFatal)
-    return `${failed} of ${batch.length} hosts failed and anyErrorsFatal is set`;
-  if (play.maxFailPercentage === undefined) return undefined;
-  const percent = (failed / batch.length) * 100;
-  if (percent <= play.maxFailPercentage) return undefined;
-  return `${failed} of ${batch.length} hosts failed (${Math.round(percent)}%) > ${play.maxFailPercentage}%: stopping the rollout; later batches are untouched`;
+    return budget(`${failed} of ${batch.length} hosts failed and anyErrorsFatal is set`);
+  if (play.maxFailPercentage !== undefined) {
+    const percent = (failed / batch.length) * 100;
+    if (percent > play.maxFailPercentage)
+      return budget(
+        `${failed} of ${batch.length} hosts failed (${Math.round(percent)}%) > ${play.maxFailPercentage}%: stopping the rollout; later batches are untouched`,
+      );
+  }
+  const serial = play.serial !== undefined && prepared.hosts.length > batch.length;
+  if (serial && failed === batch.length)
+    return {
+      message: `all ${batch.length} hosts of the batch failed: stopping the rollout; later batches are untouched`,
+      scope: "play",
+    };
+  return undefined;
 }
 
 async function runHandlers(
@@ -249,6 +583,7 @@ async function runHandlers(
   batch: HostState[],
   title: string,
   options: RunOptions,
+  delegate: TaskRun["delegate"],
 ) {
   const force = options.forceHandlers || prepared.play.forceHandlers === true;
   await inPool(batch, options.forks, async (state) => {
@@ -274,13 +609,15 @@ async function runHandlers(
     for (const handler of owed) {
       if (state.status === "unreachable") break;
       state.notified.delete(handler.id);
-      record(state, await runTask(state, handler, title, options, true));
+      const outcome = await runTask(state, handler, title, options, { handler: true, delegate });
+      recordHandler(state, outcome);
     }
   });
 }
 
-function record(state: HostState, outcome: TaskOutcome) {
-  state.counts[outcome.status] += 1;
+function recordHandler(state: HostState, outcome: TaskOutcome) {
+  if (outcome.status === "failed" && outcome.ignored) state.counts.ignored += 1;
+  else state.counts[outcome.status] += 1;
   if (outcome.status === "unreachable") state.status = "unreachable";
   else if (outcome.status === "failed" && !outcome.ignored) state.status = "failed";
 }
@@ -293,7 +630,7 @@ async function ensureConnected(
 ): Promise<boolean> {
   if (state.connection) return true;
   try {
-    await connectionOf(state, options);
+    await connect(state, options);
     return true;
   } catch (error) {
     const err = error as OmensError;
@@ -313,8 +650,8 @@ async function ensureConnected(
   }
 }
 
-/** The host's connection, opened once however many tasks (or delegating hosts) ask at once. */
-async function connectionOf(state: HostState, options: RunOptions): Promise<Connection> {
+/** Opens a host's one connection; callers at the same time share the attempt. */
+async function connect(state: HostState, options: RunOptions): Promise<Connection> {
   if (state.connection) return state.connection;
   state.connecting ??= openConnection(state.host, options.connect);
   try {

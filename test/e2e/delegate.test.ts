@@ -32,7 +32,7 @@ describe("delegateTo and deferred arguments", () => {
     const minted = run.events.filter(
       (e) => e.kind === "task-result" && e.task === "a value minted on the server",
     );
-    expect(minted.map((e) => [e.host, e.delegatedTo]).sort()).toEqual([
+    expect(minted.map((e) => [e.host, e.delegate]).sort()).toEqual([
       ["auth", "spire"],
       ["ca", "spire"],
     ]);
@@ -48,7 +48,7 @@ describe("delegateTo and deferred arguments", () => {
       OMENS_DELEGATE: "nosuch",
     });
     expect(run.code).toBe(5);
-    expect(run.stderr).toContain('delegates to "nosuch", which is not a host of the inventory');
+    expect(run.stderr).toContain('delegates to "nosuch", which is not an inventory host');
     expect(run.stderr).toContain("delegate.ts:");
     expect(results(run)).toEqual([]);
   });
@@ -63,6 +63,8 @@ describe("delegateTo and deferred arguments", () => {
     expect(run.code).toBe(2);
     expect(run.recap.auth).toMatchObject({ failed: 1, unreachable: 0 });
     const failed = results(run, "auth").find((r) => r.status === "failed");
-    expect(failed?.error).toContain("cannot reach ghost, which this task delegates to");
+    expect(`${failed?.reason} ${failed?.error}`).toContain(
+      "cannot reach ghost, which this task delegates to",
+    );
   });
 });

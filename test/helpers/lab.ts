@@ -72,17 +72,40 @@ export interface PlayRun {
   events: Record<string, unknown>[];
   recap: Record<
     string,
-    { ok: number; changed: number; failed: number; skipped: number; unreachable: number }
+    {
+      ok: number;
+      changed: number;
+      failed: number;
+      skipped: number;
+      unreachable: number;
+      rescued: number;
+      ignored: number;
+    }
   >;
 }
 
 /** Runs the real CLI (bin/omens-play.js) as a user would. */
 export function omensPlay(args: string[], env: Record<string, string> = {}): Promise<PlayRun> {
+  return omensPlayWith([], args, env);
+}
+
+/**
+ * Runs the real CLI under a wrapper command, e.g. `["setpriv", "--reuid=nobody", ...]` to be
+ * another controller user, or `["script", ...]` to have a terminal.
+ */
+export function omensPlayWith(
+  wrapper: string[],
+  args: string[],
+  env: Record<string, string> = {},
+  stdin?: string,
+): Promise<PlayRun> {
   return new Promise((done) => {
-    const child = spawn(process.execPath, [join(ROOT, "bin/omens-play.js"), ...args], {
+    const command = [...wrapper, process.execPath, join(ROOT, "bin/omens-play.js"), ...args];
+    const child = spawn(command[0] as string, command.slice(1), {
       cwd: ROOT,
       env: { ...process.env, NO_COLOR: "1", ...env },
     });
+    if (stdin !== undefined) child.stdin.end(stdin);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => (stdout += d));

@@ -30,14 +30,18 @@ export LAB_NET=${LAB_NET:-10.77.0}
 export LAB_SUITE=${LAB_SUITE:-bookworm}
 export LAB_EXTRA_PKGS=${LAB_EXTRA_PKGS:-}
 export LAB_KEEP_GUARD=${LAB_KEEP_GUARD:-0}
+export LAB_ARTIFACTS=${LAB_ARTIFACTS:-1} # 0: no stand-in build and no artifact server
 
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
+REPO=$(cd "$(dirname "$SELF")/../.." && pwd)
+STANDINS=$REPO/test/standins    # the lab's release tarballs are built into $STANDINS/dist
+ARTIFACT_PORT=8099
 ROOTFS_PKGS="systemd systemd-sysv dbus openssh-server sudo tpm2-tools tpm2-openssl
   libtss2-tcti-swtpm0 openssl ca-certificates curl netcat-openbsd iproute2 procps python3
   nginx-light less nodejs $LAB_EXTRA_PKGS"
 # dpkg-query name -> what this script runs from it
 HOST_PKGS="debootstrap swtpm swtpm-tools systemd-container openssh-client openssl iproute2
-  util-linux procps jq"
+  util-linux procps jq python3"
 TCTI="swtpm:host=127.0.0.1,port=2321"
 GUARD_METRIC=4242               # the unreachable fallback route's metric
 CTL_NS=$LAB_PREFIX-ctl          # netns holding the bridge
@@ -85,6 +89,7 @@ live_pid() {
 runner_pid() { live_pid "$(host_dir "$1")/runner.pid" "__runner $1 $LAB_DIR"; }
 nspawn_pid() { live_pid "$(host_dir "$1")/nspawn.pid" "--machine=$(machine "$1")"; }
 swtpm_pid() { live_pid "$(host_dir "$1")/swtpm.pid" "dir=$(host_dir "$1")/tpm"; }
+artifacts_pid() { live_pid "$LAB_DIR/artifacts.pid" "$STANDINS/dist"; }
 
 # True once process $1 has exited. A zombie counts as gone: daemons and setsid'd runners are
 # reaped by the machine's PID 1, which here may take a couple of seconds.
@@ -416,13 +421,16 @@ write_lab_json() {
       --arg r "$(host_root "$h")" --arg t "$TCTI" \
       '.[$h] = {address: $a, netns: $n, root: $r, tcti: $t}' <<<"$hosts")
   done
-  jq -n --argjson hosts "$hosts" --arg d "$LAB_DIR" '{
+  local artifacts=null
+  [[ $LAB_ARTIFACTS != 1 ]] || artifacts="\"http://$LAB_NET.1:$ARTIFACT_PORT/\""
+  jq -n --argjson hosts "$hosts" --argjson artifacts "$artifacts" --arg d "$LAB_DIR" '{
     hosts: $hosts,
     key: "\($d)/id_ed25519",
     knownHosts: "\($d)/known_hosts",
     tpmCa: {issuer: "\($d)/tpm-ca/issuercert.pem", root: "\($d)/tpm-ca/rootca-cert.pem",
             bundle: "\($d)/tpm-ca/ek-ca-bundle.pem"},
     sudoPasswordFile: "\($d)/sudo_password",
+    artifacts: $artifacts,
     users: {passwordlessSudo: "deploy", passwordSudo: "opspw", noSudo: "nosudo"},
     sshConfig: "\($d)/ssh_config",
     hostsFile: "\($d)/hosts.txt"
@@ -543,10 +551,57 @@ stop_host() {
   [[ -z $r ]] || wait_for 30 gone "$r" || log "$h: runner $r still alive after 30 s"
 }
 
+# ---------------------------------------------------------------- artifact server
+# The stand-in release tarballs (test/standins/README.md) over plain HTTP at
+# http://$LAB_NET.1:8099/, bound to the lab veth's address only, so only this lab's hosts
+# (and the machine) reach it. Its process lives in the lab cgroup $CG_TOP/artifacts and is
+# tracked by $LAB_DIR/artifacts.pid; `down` stops it.
+
+# Runs the build when dist/ is missing or older than any stand-in source or the lock file.
+standins_build() {
+  local sums=$STANDINS/dist/SHA256SUMS
+  if [[ -f $sums && -z $(find "$STANDINS/src" "$STANDINS/build.ts" "$REPO/package-lock.json" \
+    -newer "$sums" -print -quit) ]]; then
+    return 0
+  fi
+  [[ -x $REPO/node_modules/.bin/tsx ]] ||
+    die "cannot build the stand-ins: no $REPO/node_modules (run npm ci), or set LAB_ARTIFACTS=0"
+  log "building the stand-in release tarballs (test/standins/dist is missing or stale)"
+  (cd "$REPO" && node_modules/.bin/tsx test/standins/build.ts) >&2 ||
+    die "npm run standins:build failed (LAB_ARTIFACTS=0 skips the stand-ins)"
+}
+
+artifacts_listening() { [[ -n $(ss -Hltn "src $LAB_NET.1 and sport = :$ARTIFACT_PORT" 2>/dev/null) ]]; }
+
+artifacts_start() {
+  [[ -z $(artifacts_pid) ]] || return 0
+  # setsid -f: not a child of this script, whose bare `wait`s would otherwise wait for it.
+  setsid -f "$SELF" __artifacts "$LAB_DIR" </dev/null >>"$LAB_DIR/artifacts.log" 2>&1 9>&-
+  wait_for 10 artifacts_listening ||
+    die "artifact server not listening on $LAB_NET.1:$ARTIFACT_PORT (see $LAB_DIR/artifacts.log)"
+}
+
+# `__artifacts LAB_DIR`: this script under setsid, turned into the server in the lab cgroup.
+artifacts_main() {
+  cg_enter artifacts
+  echo "$BASHPID" >"$LAB_DIR/artifacts.pid"
+  exec python3 -m http.server --bind "$LAB_NET.1" --directory "$STANDINS/dist" "$ARTIFACT_PORT"
+}
+
+artifacts_stop() {
+  local pid; pid=$(artifacts_pid)
+  if [[ -n $pid ]]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_for 5 gone "$pid" || kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$LAB_DIR/artifacts.pid"
+}
+
 # ---------------------------------------------------------------- up
 cmd_up() {
   local t0 t; t0=$(now)
   guard_add                                 # before anything else
+  if [[ $LAB_ARTIFACTS == 1 ]]; then t=$(now); standins_build; T[standins]=$(since "$t"); fi
   lab_lock
   trap 'log "up failed: the guard route stays; run \"$SELF down\" to remove the rest"' EXIT
   t=$(now); lab_down rebuild; T[cleanup]=$(since "$t")
@@ -585,6 +640,7 @@ build_lab() {
   local h first
   ensure_client_key; write_sudo_password; write_hosts_files; write_tpm_config
   net_up_ctl; net_up_root_veth; assert_routes
+  if [[ $LAB_ARTIFACTS == 1 ]]; then artifacts_start; fi
   for_hosts_parallel prepare_host
   write_known_hosts
   for h in $LAB_HOSTS; do # host-to-host SSH verifies keys too
@@ -601,7 +657,7 @@ tpm_manufacture_if_not() { [[ -s $(host_dir "$1")/tpm/tpm2-00.permall ]] || tpm_
 
 print_timings() {
   local k
-  for k in cleanup host-packages rootfs build boot-to-sshd self-check total; do
+  for k in standins cleanup host-packages rootfs build boot-to-sshd self-check total; do
     printf '  %-14s %6ss\n' "$k" "${T[$k]:-0}"
   done >&2
 }
@@ -621,6 +677,10 @@ check_host() {
     sed 's/^subject=/issuer=/')
   out=$(lab_ssh root "$h" "$HOST_PROBE") || { echo "$h: FAIL ssh root@$(host_addr "$h")"; return 1; }
   lab_ssh deploy "$h" sudo -n true || err+=" deploy-sudo"
+  if [[ $LAB_ARTIFACTS == 1 ]]; then
+    lab_ssh root "$h" curl -fsS -o /dev/null "http://$LAB_NET.1:$ARTIFACT_PORT/SHA256SUMS" ||
+      err+=" artifacts(http://$LAB_NET.1:$ARTIFACT_PORT/)"
+  fi
   grep -q '^tpm=ok$' <<<"$out" || err+=" tpm2_getcap"
   grep -qxF "ek_$want" <<<"$out" || err+=" ek-cert-issuer($(sed -n 's/^ek_//p' <<<"$out"))"
   local st fl; st=$(sed -n 's/^state=//p' <<<"$out"); fl=$(sed -n 's/^failed=//p' <<<"$out")
@@ -658,6 +718,7 @@ lab_host_names() {
 # lab_down rebuild: for `up`, which throws the hosts away: kills them at once, keeps the guard.
 lab_down() {
   local mode=$1 h d hosts; hosts=$(lab_host_names | xargs)
+  artifacts_stop
   if [[ $mode == clean ]]; then
     for h in $hosts; do stop_host_quiet "$h" & done
     wait || true
@@ -701,6 +762,7 @@ leftovers() {
   done
   { pgrep -f -- " __runner [a-z0-9-]+ $LAB_DIR\$" || true; } | sed 's/^/runner pid /'
   { pgrep -f -- "dir=$LAB_DIR/hosts/" || true; } | sed 's/^/swtpm pid /'
+  { artifacts_pid || true; } | sed 's/^/artifact server pid /'
   if [[ -e $LAB_DIR/hosts ]]; then echo "dir $LAB_DIR/hosts"; fi
 }
 
@@ -726,6 +788,8 @@ cmd_status() {
       "$([[ -n $(swtpm_pid "$h") ]] && echo up || echo down)" "$link" \
       "$(ns_listening "$ns" 22 && echo open || echo -)"
   done
+  if artifacts_listening; then echo "artifacts http://$LAB_NET.1:$ARTIFACT_PORT/ (pid $(artifacts_pid))"
+  else echo "artifacts: not served"; fi
   if routes_to_lab "$LAB_NET.99"; then echo "route $LAB_NET.0/24 -> $ROOT_VETH (ok)"
   else echo "route $LAB_NET.0/24: $(ip route get "$LAB_NET.99" 2>&1 | head -1)"; fi
 }
@@ -793,6 +857,7 @@ main() {
     tpm-stop) cmd_tpm_stop "$@" ;;
     tpm-start) cmd_tpm_start "$@" ;;
     __runner) runner_main "$1" ;;
+    __artifacts) artifacts_main ;;
     *) usage ;;
   esac
 }
