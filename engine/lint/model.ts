@@ -108,7 +108,7 @@ function modelPlay(
 function unknownDelegates(plan: HostPlan, inventory: Inventory): Finding[] {
   return [...plan.tasks, ...plan.handlers].flatMap(({ task, label }) => {
     const target = task.options.delegateTo;
-    if (target === undefined || inventory.hosts.has(target)) return [];
+    if (typeof target !== "string" || inventory.hosts.has(target)) return [];
     const message = `task "${task.options.name ?? label}" delegates to "${target}", which is not a host of the inventory`;
     return [taskFinding("task-invalid", task, message)];
   });
