@@ -2,7 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { hostPath, labInventory, omensPlay, results, ROOT, sshRoot } from "../helpers/lab.js";
+import { hostPath, omensPlay, results, ROOT, sshRoot } from "../helpers/lab.js";
+import { pinnedLabInventory } from "./roles-lab.js";
 
 // Case B14: an agent that already holds a valid SVID must never be sent back through
 // join_token attestation with its spent token, and must keep its data directory.
@@ -17,7 +18,7 @@ const agentIds = () =>
     ?.sort() ?? [];
 
 beforeAll(async () => {
-  inventory = labInventory();
+  inventory = pinnedLabInventory();
   if (!existsSync(hostPath("auth", DATA))) {
     const run = await omensPlay([SPRINT1, "-i", inventory, "--json"]);
     expect(run.code, run.stderr).toBe(0);

@@ -19,7 +19,7 @@ describe("sprint 1 over the lab", () => {
     ]);
     expect(run.code, run.stderr).toBe(0);
     expect(Object.keys(run.recap)).toEqual(["auth"]);
-    expect(run.recap.auth).toMatchObject({ failed: 0, unreachable: 0 });
+    expect(run.recap.auth).toMatchObject({ failed: 0, unreachable: 0, rescued: 0, ignored: 0 });
     expect(new Set(results(run).map((r) => r.host))).toEqual(new Set(["auth"]));
     expect(LAB_HOSTS.map(hashHostTree)).toEqual(before);
   });

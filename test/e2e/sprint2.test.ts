@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import "reflect-metadata"; // @peculiar/x509 needs the Reflect metadata API before it loads
 import * as x509 from "@peculiar/x509";
 import hcl from "js-hcl-parser";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +10,6 @@ import {
   hashHostTree,
   hostPath,
   LAB_HOSTS,
-  labInventory,
   omensPlay,
   results,
   ROOT,
@@ -17,6 +17,7 @@ import {
   type LabHost,
   type PlayRun,
 } from "../helpers/lab.js";
+import { pinnedLabInventory } from "./roles-lab.js";
 
 // The whole stack on a fresh lab, in order: sprint 1, sprint 2, re-runs, check runs, then the
 // facts a user relies on (DevID chain and key, JWKS over TLS, configs that parse), and last a
@@ -48,7 +49,7 @@ function diffPaths(run: PlayRun, host: string): string[] {
 
 beforeAll(() => {
   execFileSync("bash", [join(ROOT, "test/lab/lab-up.sh"), "up"], { stdio: "ignore" });
-  inventory = labInventory();
+  inventory = pinnedLabInventory();
 }, 300_000);
 
 describe("sprint 1 and sprint 2 on a fresh lab", () => {

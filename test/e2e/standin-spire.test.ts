@@ -514,6 +514,17 @@ describe("SPIRE stand-ins on lab hosts", () => {
       agents: { id: { path: string } }[];
     };
     expect(left.agents.map((a) => a.id.path)).toEqual([`/spire/agent/tpm_devid/${sha1}`]);
+
+    // A tpm_devid agent can re-attest: evicted, it attests again with the TPM on its own.
+    const tpmId = `spiffe://${TD}/spire/agent/tpm_devid/${sha1}`;
+    ok("spire", `spire-server agent evict ${S} -spiffeID ${tpmId}`);
+    await until("the evicted tpm_devid agent to re-attest", () =>
+      sh("spire", `spire-server agent show ${S} -spiffeID ${tpmId}`).code === 0 ? true : undefined,
+    );
+    await journalHas("auth", "spire-agent", "re-attesting");
+    await until("the re-attested agent's health", () =>
+      sh("auth", `spire-agent healthcheck -socketPath ${AGENT_SOCK}`).code === 0 ? true : undefined,
+    );
   });
 
   it("tpm_devid: a wrong devid_ca_path fails attestation in both journals and the agent stays unhealthy", async () => {

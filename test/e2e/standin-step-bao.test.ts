@@ -171,6 +171,15 @@ beforeAll(() => {
   for (const h of ["ca", "auth", "spire"] as const) put(h, ROOT_CRT, rootPem);
   for (const h of ["auth", "spire"] as const)
     put(h, "/etc/omens-test/provisioner_password", "provisioner-pass\n", "0600");
+  // The DevID-like request the signing tests use: an openssl key and CSR on auth.
+  ok(
+    "auth",
+    [
+      "set -e; mkdir -p /tmp/devid; cd /tmp/devid; rm -f devid.crt",
+      "openssl ecparam -name prime256v1 -genkey -noout -out devid.key",
+      "openssl req -new -key devid.key -subj /CN=auth.funlab.casa -addext subjectAltName=DNS:auth.funlab.casa -out devid.csr",
+    ].join("\n"),
+  );
 }, 240_000);
 
 afterAll(() => {
@@ -236,14 +245,6 @@ describe("step-ca stand-in", () => {
   });
 
   it("signs an openssl CSR with the tpm-devid JWK provisioner: leaf + intermediate, 2160h, chains to the root", async () => {
-    ok(
-      "auth",
-      [
-        "set -e; mkdir -p /tmp/devid; cd /tmp/devid; rm -f devid.crt",
-        "openssl ecparam -name prime256v1 -genkey -noout -out devid.key",
-        "openssl req -new -key devid.key -subj /CN=auth.funlab.casa -addext subjectAltName=DNS:auth.funlab.casa -out devid.csr",
-      ].join("\n"),
-    );
     const r = sh(
       "auth",
       `step ca sign /tmp/devid/devid.csr /tmp/devid/devid.crt --provisioner tpm-devid --provisioner-password-file /etc/omens-test/provisioner_password ${C}`,
@@ -303,6 +304,12 @@ describe("step-ca stand-in", () => {
     );
     expect(wrongPw.code).toBe(1);
     expect(wrongPw.err).toContain("error decrypting provisioner key");
+    const wrongProv = sh(
+      "auth",
+      `step ca sign /tmp/devid/devid.csr /tmp/devid/t6.crt --provisioner devid --provisioner-password-file /etc/omens-test/provisioner_password ${C}`,
+    );
+    expect(wrongProv.code).toBe(1);
+    expect(wrongProv.err).toContain("provisioner 'devid' not found");
 
     // Right kid and claims, signed by a key that is not the provisioner's: HTTP 401.
     const pub = (caJson.authority as { provisioners: { key: { kid: string } }[] }).provisioners[0]!;
@@ -340,11 +347,15 @@ describe("step-ca stand-in", () => {
   });
 
   it("step certificate needs-renewal answers with the real exit codes", () => {
+    ok(
+      "auth",
+      `step ca sign /tmp/devid/devid.csr /tmp/devid/nr.crt --provisioner tpm-devid --provisioner-password-file /etc/omens-test/provisioner_password ${C} --force`,
+    );
     const code = (args: string) => sh("auth", `step certificate needs-renewal ${args}`).code;
-    expect(code("/tmp/devid/devid.crt --expires-in 720h")).toBe(1);
-    expect(code("/tmp/devid/devid.crt --expires-in 2200h")).toBe(0);
-    expect(code("/tmp/devid/devid.crt")).toBe(1); // 66% of the lifetime not used yet
-    expect(code("/tmp/devid/devid.crt --expires-in 0%")).toBe(0);
+    expect(code("/tmp/devid/nr.crt --expires-in 720h")).toBe(1);
+    expect(code("/tmp/devid/nr.crt --expires-in 2200h")).toBe(0);
+    expect(code("/tmp/devid/nr.crt")).toBe(1); // 66% of the lifetime not used yet
+    expect(code("/tmp/devid/nr.crt --expires-in 0%")).toBe(0);
     expect(code("/tmp/devid/missing.crt --expires-in 720h")).toBe(2);
     expect(code("/tmp/devid/devid.csr --expires-in 720h")).toBe(255);
   });

@@ -739,7 +739,7 @@ lab_down() {
   rmdir /run/systemd/nspawn/propagate /run/systemd/nspawn/locks /run/systemd/nspawn 2>/dev/null || true
   [[ -d $LAB_DIR/hosts ]] && umount_below "$LAB_DIR/hosts" && rm -rf --one-file-system "$LAB_DIR/hosts"
   rm -rf "$LAB_DIR/tpm-ca"
-  rm -f "$LAB_DIR"/{lab.json,known_hosts,sudo_password,hosts.txt,ssh_config}
+  rm -f "$LAB_DIR"/{lab.json,known_hosts,sudo_password,hosts.txt,ssh_config,artifacts.log}
   [[ $mode == rebuild || $LAB_KEEP_GUARD == 1 ]] || guard_del
   return 0
 }

@@ -138,7 +138,14 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await Promise.all(
-      this.servers.map((srv) => new Promise<void>((done) => srv.close(() => done()))),
+      this.servers.map(
+        (srv) =>
+          new Promise<void>((done) => {
+            srv.close(() => done());
+            // Open keep-alive connections must not hold the shutdown up.
+            srv.closeAllConnections();
+          }),
+      ),
     );
     if (existsSync(this.s.socketPath)) unlinkSync(this.s.socketPath);
   }

@@ -87,7 +87,7 @@ export class Server {
   private svid!: { key: KeyPair; cert: X509Certificate };
   private agentApi?: https.Server;
   private bundleApi?: https.Server;
-  private servers: { close(cb?: () => void): unknown }[] = [];
+  private servers: (http.Server | https.Server)[] = [];
   private ready = false;
   private tpm?: TpmDevidVerifier;
   private timer?: NodeJS.Timeout;
@@ -126,7 +126,14 @@ export class Server {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await Promise.all(
-      this.servers.map((srv) => new Promise<void>((done) => srv.close(() => done()))),
+      this.servers.map(
+        (srv) =>
+          new Promise<void>((done) => {
+            srv.close(() => done());
+            // Open keep-alive connections must not hold the shutdown up.
+            srv.closeAllConnections();
+          }),
+      ),
     );
     if (existsSync(this.s.socketPath)) unlinkSync(this.s.socketPath);
   }

@@ -47,7 +47,7 @@ const jwk = obj(
 
 const templateOptions = obj({ template: str, templateFile: str, templateData: { type: "object" } });
 
-const provisioner = obj(
+const jwkProvisioner = obj(
   {
     type: { enum: ["JWK", "jwk"] },
     name: str,
@@ -58,6 +58,37 @@ const provisioner = obj(
   },
   ["type", "name", "key"],
 );
+
+// Accepted in ca.json so a config with ACME validates; this stand-in serves no ACME.
+const acmeProvisioner = obj(
+  {
+    type: { enum: ["ACME", "acme"] },
+    name: str,
+    forceCN: bool,
+    requireEAB: bool,
+    challenges: {
+      type: "array",
+      items: { enum: ["http-01", "dns-01", "tls-alpn-01", "device-attest-01"] },
+    },
+    attestationFormats: strs,
+    attestationRoots: strs,
+    termsOfService: str,
+    website: str,
+    caaIdentities: strs,
+    claims,
+    options: obj({ x509: templateOptions, ssh: templateOptions }),
+  },
+  ["type", "name"],
+);
+
+const provisioner = {
+  type: "object",
+  required: ["type"],
+  properties: { type: { enum: ["JWK", "jwk", "ACME", "acme"] } },
+  if: { properties: { type: { enum: ["ACME", "acme"] } } },
+  then: acmeProvisioner,
+  else: jwkProvisioner,
+};
 
 const schema = obj(
   {

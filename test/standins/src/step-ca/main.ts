@@ -119,6 +119,7 @@ async function loadAuthority(file: string, passwordFile?: string): Promise<Autho
     throw new CaConfigError(`${file}: key ${config.key} does not match crt ${config.crt}`);
   const provisioners = [];
   for (const p of config.authority.provisioners ?? []) {
+    if (p.type.toUpperCase() !== "JWK") continue; // ACME: accepted in ca.json, not served
     try {
       provisioners.push({ config: p, key: await jose.importJWK(p.key, p.key.alg ?? "ES256") });
     } catch (e) {
