@@ -14,7 +14,12 @@ export default defineConfig({
       {
         test: {
           name: "lab",
-          include: ["test/e2e/**/*.test.ts", "test/cases/**/*.test.ts", "test/lab/**/*.test.ts"],
+          include: [
+            "test/e2e/**/*.test.ts",
+            "test/cases/**/*.test.ts",
+            "test/lab/**/*.test.ts",
+            "test/faults/**/*.test.ts",
+          ],
           fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 180_000,

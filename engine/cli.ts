@@ -336,7 +336,9 @@ function reportFatal(error: unknown, terminal: Terminal, verbosity: number): num
   const err =
     error instanceof OmensError ? error : toOmensError(error, { code: "BUG", family: "bug" });
   terminal.err(maskSecrets(`error: ${describeError(err)}`));
-  if (verbosity >= 3 && err.stack) terminal.err(maskSecrets(err.stack));
+  // The original error's stack says where it was thrown; the wrapper's only where it was caught.
+  const stack = err.cause instanceof Error ? err.cause.stack : err.stack;
+  if (verbosity >= 3 && stack) terminal.err(maskSecrets(stack));
   return err.family === "bug" ? EXIT.bug : EXIT.input;
 }
 

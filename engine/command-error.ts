@@ -37,6 +37,7 @@ export function commandError(
   command: string,
   result: Pick<ExecResult, "rc" | "stdout" | "stderr"> & { signal?: string },
   where: Where,
+  hint?: string,
 ): OmensError {
   const shown = command.length > 300 ? `${command.slice(0, 300)}...` : command;
   const tail = outputTail(result);
@@ -47,5 +48,5 @@ export function commandError(
   ]
     .filter(Boolean)
     .join("\n");
-  return new OmensError(message, { code: "COMMAND_FAILED", family: "command", where });
+  return new OmensError(message, { code: "COMMAND_FAILED", family: "command", where, hint });
 }

@@ -13,8 +13,10 @@ export interface DiffEntry {
   content?: string;
   /** Attribute changes such as `mode 0644 -> 0640`. */
   attributes?: string[];
-  /** The task is noLog: the diff is withheld. */
+  /** The diff is withheld: the task is noLog, or its arguments carry a Secret. */
   hidden?: boolean;
+  /** Why it is withheld, when not noLog: "contains a secret". */
+  why?: string;
 }
 
 export interface HostCounts {

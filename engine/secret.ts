@@ -1,6 +1,7 @@
 import { inspect } from "node:util";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { inputError } from "./errors.js";
+import { baoSettingsFromEnv, readKvField } from "./openbao.js";
 
 const MASK = "********";
 
@@ -46,6 +47,21 @@ export class Secret {
       );
     }
     return new Secret(readFileSync(path, "utf8").replace(/\r?\n$/, ""), `file:${path}`);
+  }
+
+  /**
+   * One field of an OpenBao KV v2 secret, read over HTTPS when the playbook loads, with
+   * BAO_ADDR, BAO_TOKEN and BAO_CACERT as the bao CLI uses them. The token is masked too.
+   *
+   * @example
+   * const dbPassword = await Secret.fromOpenBao("secret/omens/db", "password");
+   */
+  static async fromOpenBao(path: string, field: string): Promise<Secret> {
+    const label = `openbao:${path}#${field}`;
+    if (placeholders && !process.env.BAO_TOKEN) return placeholder(label);
+    const settings = baoSettingsFromEnv();
+    registerSecretValue(settings.token);
+    return new Secret(await readKvField(settings, path, field), label);
   }
 
   /** The plain value, for rendering into a file or a command's stdin. */
@@ -100,6 +116,20 @@ export function maskSecrets(text: string): string {
     if (masked.includes(value)) masked = masked.split(value).join(MASK);
   }
   return masked;
+}
+
+/** Why a diff is withheld when the task's arguments carry a Secret. */
+export const SECRET_DIFF = "contains a secret";
+
+/**
+ * True when a task's arguments hold a Secret anywhere (template vars, lines, argv): its diff
+ * is withheld, because the file's old text may hold an earlier value of the same secret.
+ */
+export function carriesSecret(value: unknown, depth = 0): boolean {
+  if (isSecret(value)) return true;
+  if (depth > 8 || value === null || typeof value !== "object") return false;
+  const items = Array.isArray(value) ? value : Object.values(value as Record<string, unknown>);
+  return items.some((item) => carriesSecret(item, depth + 1));
 }
 
 /** The mask that stands in for a secret in output. */

@@ -30,7 +30,7 @@ export function wrapBecome(command: string, become: BecomeSettings): string {
 /** Runs one command over a channel, handling sudo's prompt, stdin and a timeout. */
 export async function runOnChannel(
   channel: RawChannel,
-  options: ExecOptions & { becomeSettings?: BecomeSettings; where: Where },
+  options: ExecOptions & BecomeContext,
 ): Promise<ExecResult> {
   const stdout: Buffer[] = [];
   const stderr = new StderrWatcher(options.becomeSettings !== undefined);
@@ -117,40 +117,46 @@ class StderrWatcher {
   }
 }
 
-function becomeError(
-  kind: "wrong" | "required",
-  options: { becomeSettings?: BecomeSettings; where: Where },
-) {
+/** Who runs a command and where, for become failures that name host, user and the fix. */
+interface BecomeContext {
+  becomeSettings?: BecomeSettings;
+  where: Where;
+  /** The user sudo runs as before becoming another (the SSH login). */
+  login?: string;
+}
+
+function becomeError(kind: "wrong" | "required", options: BecomeContext) {
   const user = options.becomeSettings?.user ?? "root";
+  const login = options.login ?? "the connecting user";
+  const host = options.where.host ?? "the host";
   if (kind === "wrong") {
+    const source = options.becomeSettings?.password?.label.replace(/^env:/, "$") ?? "";
     return connectionError(
       "BECOME_PASSWORD_WRONG",
-      `sudo rejected the become password (becoming ${user})`,
+      `sudo on ${host} rejected the become password of ${login} (to become ${user})`,
       options.where,
-      "check the password in the variable named by becomePasswordEnv",
+      `put ${login}'s sudo password on ${host} in ${source || "the variable named by becomePasswordEnv"}`,
     );
   }
   return connectionError(
     "BECOME_PASSWORD_REQUIRED",
-    `sudo asks for a password to become ${user}, and none is configured`,
+    `sudo on ${host} asks ${login} for a password to become ${user}, and none is configured`,
     options.where,
-    "set becomePasswordEnv in the inventory (the environment variable holding it) or allow NOPASSWD sudo",
+    `set becomePasswordEnv (the environment variable holding ${login}'s sudo password) for ${host} in the inventory, or give ${login} NOPASSWD sudo rights`,
   );
 }
 
-function checkBecomeRefused(
-  result: ExecResult,
-  options: { becomeSettings?: BecomeSettings; where: Where },
-) {
+function checkBecomeRefused(result: ExecResult, options: BecomeContext) {
   const text = result.stderr.toString("utf8");
   const user = options.becomeSettings?.user ?? "root";
+  const login = options.login ?? "the connecting user";
   if (/a password is required/.test(text)) throw becomeError("required", options);
   if (/not in the sudoers|not allowed to execute|may not run sudo/.test(text)) {
     throw connectionError(
       "BECOME_NOT_ALLOWED",
-      `sudo refused to let this user become ${user}: ${text.trim().split("\n").pop()}`,
+      `sudo on ${options.where.host ?? "the host"} refused to let ${login} become ${user}: ${text.trim().split("\n").pop()}`,
       options.where,
-      "grant the connecting user sudo rights on the host, or connect as a user that has them",
+      `grant ${login} sudo rights on the host, or connect as a user that has them`,
     );
   }
   if (/sudo: .*(command not found|not found)/.test(text) || result.rc === 127) {

@@ -1,10 +1,12 @@
 import { spawn } from "node:child_process";
+import { userInfo } from "node:os";
 import { runOnChannel, wrapBecome } from "./channel.js";
 import type { BecomeSettings, Connection, ExecOptions, ExecResult } from "./types.js";
 
 /** Runs tasks on the controller itself, through /bin/sh. */
 export class LocalConnection implements Connection {
   readonly describe = "local";
+  readonly user = userInfo().username;
   commandCount = 0;
 
   constructor(
@@ -34,6 +36,7 @@ export class LocalConnection implements Connection {
       ...options,
       becomeSettings: become,
       where: { host: this.host },
+      login: this.user,
     });
   }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Client, type ClientChannel, type ConnectConfig } from "ssh2";
 import { connectionError, OmensError, type Where } from "../errors.js";
+import { quote } from "../shell.js";
 import { runOnChannel, wrapBecome, type RawChannel } from "./channel.js";
 import { checkHostKey, fingerprint, type HostKeyVerdict } from "./known-hosts.js";
 import type { BecomeSettings, Connection, ExecOptions, ExecResult } from "./types.js";
@@ -26,6 +27,7 @@ export interface SshSettings {
 export class SshConnection implements Connection {
   readonly host: string;
   readonly describe: string;
+  readonly user: string;
   readonly becomeByDefault: boolean;
   commandCount = 0;
   private client: Client | undefined;
@@ -34,6 +36,7 @@ export class SshConnection implements Connection {
   constructor(private readonly settings: SshSettings) {
     this.host = settings.host;
     this.describe = `${settings.user}@${settings.address}:${settings.port}`;
+    this.user = settings.user;
     this.becomeByDefault = settings.becomeByDefault;
   }
 
@@ -59,7 +62,12 @@ export class SshConnection implements Connection {
     const line = become ? wrapBecome(command, become) : command;
     this.commandCount += 1;
     const channel = await openChannel(client, line, this.where(), () => this.closedReason);
-    return runOnChannel(channel, { ...options, becomeSettings: become, where: this.where() });
+    return runOnChannel(channel, {
+      ...options,
+      becomeSettings: become,
+      where: this.where(),
+      login: this.user,
+    });
   }
 
   async close(): Promise<void> {
@@ -192,8 +200,14 @@ function hostKeyError(
     "HOST_KEY_MISMATCH",
     `host key of ${name} changed: offered ${offered}, known_hosts has ${expected}; refusing to connect`,
     { ...where, file: settings.knownHostsPath, line },
-    `if the change is expected, remove the old key with: ssh-keygen -R '${name}' -f ${settings.knownHostsPath}, then add the new one`,
+    `only if the new key is expected (verify ${offered} out of band), replace the old one: ${acceptCommand(name, settings)}`,
   );
+}
+
+/** The shell commands that drop a host's old key from known_hosts and record its current one. */
+function acceptCommand(name: string, settings: SshSettings): string {
+  const file = quote(settings.knownHostsPath);
+  return `ssh-keygen -R ${quote(name)} -f ${file} && ssh-keyscan -p ${settings.port} ${quote(settings.address)} >> ${file}`;
 }
 
 function openChannel(

@@ -28,6 +28,8 @@ export interface Connection {
   readonly host: string;
   /** A short description for messages: `root@10.77.0.12:22` or `local`. */
   readonly describe: string;
+  /** The user commands run as before any become (the SSH login, or the controller's user). */
+  readonly user?: string;
   /** Whether tasks on this host run through sudo unless they say otherwise. */
   readonly becomeByDefault: boolean;
   open(): Promise<void>;

@@ -1,4 +1,5 @@
 import { inputError, type Where } from "../errors.js";
+import { isSecret } from "../secret.js";
 
 /** Reads module arguments with errors that say what was expected and what was received. */
 export class ArgReader {
@@ -34,6 +35,12 @@ export class ArgReader {
     const value = this.raw[key];
     if (typeof value !== "string") this.fail("ARG_TYPE", this.expected(key, "a string", value));
     return value as string;
+  }
+
+  /** Text that may be a Secret: its value, for writing into a file (output masks it). */
+  textOrSecret(key: string): string {
+    const value = this.raw[key];
+    return isSecret(value) ? value.reveal() : this.text(key);
   }
 
   optionalBoolean(key: string): boolean | undefined {

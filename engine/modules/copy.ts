@@ -4,7 +4,7 @@ import { isAbsolute, resolve } from "node:path";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
 import { inputError, type Where } from "../errors.js";
 import type { FileFact } from "../facts/reader.js";
-import { isSecret, type Secret } from "../secret.js";
+import { isSecret, SECRET_DIFF, type Secret } from "../secret.js";
 import { ArgReader } from "./args.js";
 import { ATTRIBUTE_KEYS, readAttributes, type Attributes } from "./attributes.js";
 import { destinationFacts, planContent, sha256 } from "./content.js";
@@ -81,7 +81,7 @@ export const copyModule: ModuleDefinition<
   plan(args, facts) {
     const plan = planContent(args.dest, facts.desired, facts.fact, args, facts.current);
     if (args.source.kind === "content" && args.source.secret && plan.diff) {
-      plan.diff = plan.diff.map((d) => ({ path: d.path, hidden: true }));
+      plan.diff = plan.diff.map((d) => ({ path: d.path, hidden: true, why: SECRET_DIFF }));
     }
     return plan;
   },

@@ -78,6 +78,9 @@ export function editLine(text: string, spec: LineSpec): string {
   const matched = spec.regexp ? lastIndex(lines, spec.regexp) : -1;
   if (matched >= 0) {
     if (lines[matched] === spec.line) return text;
+    // A line the regexp does not match is already there, put by an earlier run: replacing the
+    // next match as well would change the file on every run and never settle.
+    if (!spec.regexp?.test(spec.line) && lines.includes(spec.line)) return text;
     lines[matched] = spec.line;
     return join(lines);
   }
@@ -89,13 +92,14 @@ export function editLine(text: string, spec: LineSpec): string {
 /** Ensures a marked block: replaced between its markers, or inserted at the anchor. */
 export function editBlock(text: string, spec: BlockSpec): string {
   const { lines } = split(text);
-  const begin = lines.indexOf(spec.begin);
-  const end = begin >= 0 ? lines.indexOf(spec.end, begin + 1) : -1;
+  const { begin, end } = findBlock(lines, spec);
   const body = spec.block === "" ? [] : split(spec.block).lines;
   const wanted = [spec.begin, ...body, spec.end];
   if (spec.state === "absent" || body.length === 0) {
     if (begin < 0 || end < 0) return text;
-    lines.splice(begin, end - begin + 1);
+    // Every copy of the block goes: removing one per run would never settle.
+    for (let b = findBlock(lines, spec); b.begin >= 0; b = findBlock(lines, spec))
+      lines.splice(b.begin, b.end - b.begin + 1);
     return join(lines);
   }
   if (begin >= 0 && end >= 0) {
@@ -106,4 +110,17 @@ export function editBlock(text: string, spec: BlockSpec): string {
   }
   lines.splice(insertionIndex(lines, spec.anchor), 0, ...wanted);
   return join(lines);
+}
+
+/**
+ * The first complete block: its end marker and the begin marker closest before it. A stray
+ * begin marker (no end after it) is left alone, so a block inserted after it is found again.
+ */
+function findBlock(lines: string[], spec: BlockSpec): { begin: number; end: number } {
+  let begin = -1;
+  for (let i = 0; i < lines.length; i += 1) {
+    if (lines[i] === spec.begin) begin = i;
+    else if (lines[i] === spec.end && begin >= 0) return { begin, end: i };
+  }
+  return { begin: -1, end: -1 };
 }

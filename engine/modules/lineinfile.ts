@@ -1,3 +1,4 @@
+import type { Secret } from "../secret.js";
 import type { Deferrable } from "../dsl/deferred.js";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
 import type { FileWithContent } from "../facts/reader.js";
@@ -10,8 +11,8 @@ import type { ModuleDefinition, Plan } from "./types.js";
 /** Arguments of the `lineinfile` module. */
 export interface LineinfileArgs {
   path: string;
-  /** The line to ensure (required with state "present"). */
-  line?: string;
+  /** The line to ensure (required with state "present"); a Secret is written, never shown. */
+  line?: string | Secret;
   /** Replace the last line matching this instead of adding a new one. */
   regexp?: string;
   state?: "present" | "absent";
@@ -29,8 +30,8 @@ export interface LineinfileArgs {
 /** Arguments of the `blockinfile` module. */
 export interface BlockinfileArgs {
   path: string;
-  /** The block's lines; an empty block removes the block. */
-  block?: string;
+  /** The block's lines; an empty block removes the block. A Secret is written, never shown. */
+  block?: string | Secret;
   state?: "present" | "absent";
   /** Marker line; `{mark}` becomes BEGIN and END. */
   marker?: string;
@@ -83,7 +84,11 @@ export const lineinfileModule: ModuleDefinition<Common & { spec: LineSpec }, Fil
     const state = args.oneOf("state", ["present", "absent"] as const, "present");
     const regexp = compile(args, "regexp");
     const line =
-      state === "present" ? args.text("line") : args.has("line") ? args.text("line") : undefined;
+      state === "present"
+        ? args.textOrSecret("line")
+        : args.has("line")
+          ? args.textOrSecret("line")
+          : undefined;
     if (state === "absent" && !regexp && line === undefined)
       args.fail("ARG_MISSING", `lineinfile: state "absent" needs "regexp" or "line"`);
     if (line?.includes("\n"))
@@ -113,7 +118,7 @@ export const blockinfileModule: ModuleDefinition<
     if (!marker.includes("{mark}"))
       args.fail("ARG_VALUE", `blockinfile: "marker" must contain {mark}`);
     const state = args.oneOf("state", ["present", "absent"] as const, "present");
-    const block = args.has("block") ? args.text("block") : "";
+    const block = args.has("block") ? args.textOrSecret("block") : "";
     return { ...common(args, where), block, marker, state, anchor: anchor(args) };
   },
   label: (args) => `blockinfile ${args.path}`,

@@ -131,17 +131,31 @@ function planState(args: Valid, facts: UnitFacts): { op: Op; why: string } | und
   }
 }
 
-/** A systemctl call that, when it fails, adds the unit's last journal lines to stderr. */
+/** Verbs after which the unit must be running; a unit that dies at once is a failed start. */
+const STARTING = new Set(["start", "restart", "reload"]);
+
+/**
+ * A systemctl call that, when it fails, adds the unit's last journal lines to stderr. After a
+ * start, the unit must stay active for about a second: `systemctl start` of a Type=simple
+ * service returns before the program has read its configuration, so a service that exits at
+ * once on a bad config would otherwise be reported as started.
+ * Known limit: a unit that fails later than that second is reported as started.
+ */
 function exec(verb: string, unit: string): Op {
   const target = unit ? ` -- ${quote(unit)}` : "";
   const journal = unit
-    ? `; echo "--- last journal lines of ${unit} ---" >&2; journalctl -u ${quote(unit)} -n 15 --no-pager >&2`
+    ? `echo "--- last journal lines of ${unit} ---" >&2; journalctl -u ${quote(unit)} -n 10 --no-pager >&2`
     : "";
-  return {
-    kind: "exec",
-    command: `systemctl ${verb}${target} || { rc=$?${journal}; exit $rc; }`,
-    display: `systemctl ${verb}${target}`,
-  };
+  const lines = [
+    `systemctl ${verb}${target} || { rc=$?${journal ? `; ${journal}` : ""}; exit $rc; }`,
+  ];
+  if (STARTING.has(verb) && unit) {
+    lines.push(
+      `for i in 1 2 3 4; do sleep 0.25; systemctl is-active --quiet${target} && continue`,
+      `echo "${unit} did not stay running after ${verb}: it is $(systemctl is-active${target})" >&2; ${journal}; exit 3; done`,
+    );
+  }
+  return { kind: "exec", command: lines.join("\n"), display: `systemctl ${verb}${target}` };
 }
 
 function describe(facts: UnitFacts): string {

@@ -82,6 +82,10 @@ export const templateModule: ModuleDefinition<
       ...readAttributes(args, where),
     };
   },
+  validateSources(args, baseDir, where) {
+    const file = findTemplate(args.src, baseDir).find((path) => readable(path));
+    if (file) parseTemplate(readFileSync(file, "utf8"), file, where);
+  },
   label: (args) => `template ${args.dest}`,
   async facts(args, reader, ctx) {
     const desired = Buffer.from(
@@ -118,6 +122,18 @@ export function renderTemplateFile(
   return renderTemplate(readFileSync(file, "utf8"), file, vars, where);
 }
 
+/**
+ * Parses template text without rendering it: syntax errors name file and line. Undefined
+ * variables are only known when rendering, since a `when` may keep the task from running.
+ */
+export function parseTemplate(text: string, file: string, where: Where): void {
+  try {
+    handlebars.parse(text);
+  } catch (error) {
+    throw templateError(error as Error, file, where);
+  }
+}
+
 /** Renders template text; `file` names it in errors. */
 export function renderTemplate(
   text: string,
@@ -151,11 +167,12 @@ function templateError(error: Error, file: string, where: Where) {
   const parse = /^Parse error on line (\d+):/.exec(error.message);
   const line = parse ? Number(parse[1]) : undefined;
   const detail = error.message.split("\n").slice(-1)[0] ?? error.message;
-  return inputError("template", "TEMPLATE_SYNTAX", `template syntax error: ${detail}`, {
-    ...where,
-    file,
-    ...(line ? { line } : {}),
-  });
+  // The task's own line and column do not point into the template: only the template's count.
+  const at: Where = { ...where, file };
+  delete at.column;
+  if (line) at.line = line;
+  else delete at.line;
+  return inputError("template", "TEMPLATE_SYNTAX", `template syntax error: ${detail}`, at);
 }
 
 function readable(path: string): boolean {

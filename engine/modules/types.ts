@@ -81,6 +81,11 @@ export interface ModuleDefinition<Args, Facts> {
   name: string;
   /** Checks and normalises raw arguments; runs at load time, before any host is contacted. */
   validate(raw: Record<string, unknown>, where: Where): Args;
+  /**
+   * Checks the controller files the task reads (templates, sources) once their folder is known,
+   * still before any host is contacted, so a broken file is bad input rather than a failed task.
+   */
+  validateSources?(args: Args, baseDir: string, where: Where): void;
   /** A short label for the task when it has no name, e.g. "file /etc/spire". */
   label(args: Args): string;
   facts(args: Args, reader: HostReader, ctx: PlanContext): Promise<Facts>;

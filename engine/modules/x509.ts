@@ -105,7 +105,7 @@ export const x509Module: ModuleDefinition<Valid, Facts> = {
     if (facts.kind === "absent")
       return {
         status: "failed",
-        reason: `no certificate at ${args.source}: ${facts.detail}`,
+        reason: `no certificate at ${args.source}${readWith(args)}: ${facts.detail}`,
         ops: [],
       };
     if (facts.kind === "unparsable")
@@ -211,4 +211,9 @@ async function findSigner(
     if (await cert.verify({ publicKey: ca.publicKey, signatureOnly: true })) return ca.subject;
   }
   return undefined;
+}
+
+/** The command a certificate was read with, when it is not a plain file read: it names the TCTI. */
+function readWith(args: Valid): string {
+  return args.read.startsWith("cat -- ") ? "" : ` (read with: ${args.read})`;
 }

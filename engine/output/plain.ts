@@ -104,7 +104,7 @@ function describeTask(event: {
 }
 
 function renderDiff(diff: DiffEntry, paint: (code: number, text: string) => string): string {
-  if (diff.hidden) return `      ${diff.path}: diff hidden (noLog)`;
+  if (diff.hidden) return `      ${diff.path}: diff hidden (${diff.why ?? "noLog"})`;
   const lines = [`      --- ${diff.path}`];
   for (const attribute of diff.attributes ?? []) lines.push(`      attr ${attribute}`);
   for (const line of (diff.content ?? "").split("\n")) {

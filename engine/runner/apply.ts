@@ -2,7 +2,7 @@ import { commandError } from "../command-error.js";
 import type { Where } from "../errors.js";
 import { formatMode } from "../mode.js";
 import { quote } from "../shell.js";
-import type { Connection } from "../connection/types.js";
+import type { Connection, ExecResult } from "../connection/types.js";
 import type { ApplyOutput, Op } from "../modules/types.js";
 
 /** Hooks the runner gives the applier, for `-v` output. */
@@ -23,6 +23,8 @@ export async function applyOps(
   observer: ApplyObserver,
 ): Promise<ApplyOutput> {
   let output: ApplyOutput = {};
+  const becomeHint = (result: ExecResult) =>
+    (become ?? connection.becomeByDefault) ? undefined : permissionHint(connection, result, where);
   let pending: string[] = [];
   const run = async (
     script: string,
@@ -38,7 +40,7 @@ export async function applyOps(
     const result = await connection.exec(script, options);
     observer.output(result.rc, result.stdout.toString("utf8"), result.stderr.toString("utf8"));
     if (result.rc !== 0 && !allowFailure)
-      throw commandError("applying changes", display, result, where);
+      throw commandError("applying changes", display, result, where, becomeHint(result));
     return result;
   };
   const flush = async () => {
@@ -71,22 +73,43 @@ export async function applyOps(
   return output;
 }
 
+/** The fix for a permission error of a task that ran without become. */
+function permissionHint(
+  connection: Connection,
+  result: ExecResult,
+  where: Where,
+): string | undefined {
+  if (!/Permission denied|Operation not permitted/.test(result.stderr.toString("utf8")))
+    return undefined;
+  const user = connection.user ?? "the connecting user";
+  return `the task ran as ${user} without become: set become: true on the task, or on host ${where.host ?? ""} in the inventory`;
+}
+
 /**
- * Writes stdin to a temp file beside the target, sets its mode and owner, syncs it and renames
- * it over the target: readers see the old file or the new one, never a partial one, and a
- * failure (disk full, permission) removes the temp file and leaves the old file in place.
+ * Writes stdin to a temp file beside the target, checks that every byte arrived, sets its mode
+ * and owner, syncs it and renames it over the target: readers see the old file or the new one,
+ * never a partial one. A failure (disk full, permission, a cut connection whose stdin ends
+ * early) removes the temp file and leaves the old file in place. The temp file's name carries
+ * the writing shell's pid, so a write killed outright (SIGKILL: no trap runs) leaves a temp
+ * file that the next write into that folder recognises as stale and removes.
  */
 export function writeScript(op: Extract<Op, { kind: "write" }>): string {
   const mode = op.mode === undefined ? "" : formatMode(op.mode);
   const owner = ownerSpec(op.owner, op.group);
+  const size = op.content.length;
   return [
     "set -e",
     `p=${quote(op.path)}`,
     `[ -L "$p" ] && p=$(readlink -f -- "$p")`,
     `[ -d "$p" ] && { echo "$p is a directory" >&2; exit 1; }`,
-    `t=$(mktemp -- "$(dirname -- "$p")/.omens.XXXXXXXX")`,
+    `d=$(dirname -- "$p")`,
+    STALE_TEMP_CLEANUP,
+    `t=$(mktemp -- "$d/.omens.$$.XXXXXXXX")`,
     `trap 'rm -f -- "$t"' EXIT`,
+    `trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 141' PIPE; trap 'exit 143' TERM`,
     `cat > "$t"`,
+    `n=$(wc -c < "$t")`,
+    `[ "$n" -eq ${size} ] || { echo "incomplete write: $n of ${size} bytes arrived; $p left as it was" >&2; exit 1; }`,
     mode
       ? `chmod ${mode} -- "$t"`
       : `if [ -e "$p" ]; then chmod --reference="$p" -- "$t"; else chmod "$(printf %04o $((0666 & ~0$(umask))))" -- "$t"; fi`,
@@ -96,6 +119,16 @@ export function writeScript(op: Extract<Op, { kind: "write" }>): string {
     `trap - EXIT`,
   ].join("\n");
 }
+
+// Temp files of earlier writes whose shell no longer runs: a write that was killed outright.
+const STALE_TEMP_CLEANUP = [
+  `for s in "$d"/.omens.*.*; do`,
+  `  [ -f "$s" ] || continue`,
+  `  w=\${s#"$d"/.omens.}; w=\${w%%.*}`,
+  `  case $w in ""|*[!0-9]*) continue;; esac`,
+  `  [ -d "/proc/$w" ] || rm -f -- "$s" 2>/dev/null || true`,
+  `done`,
+].join("\n");
 
 function simpleOpScript(op: Exclude<Op, { kind: "write" | "exec" }>): string {
   const p = quote(op.path);

@@ -259,19 +259,20 @@ function compileTask(b: Builder, task: Task, inherited: Inherited): CompiledTask
   };
   const compiled: CompiledTask = task.loop
     ? compileLoop(b, task, task.loop, common, inherited)
-    : { ...common, ...moduleOf(task, where, inherited.role) };
+    : { ...common, ...moduleOf(task, where, inherited.role, inherited.baseDir) };
   const notify = task.options.notify;
   if (notify !== undefined)
     b.pendingNotify.push({ task: compiled, refs: Array.isArray(notify) ? notify : [notify] });
   return compiled;
 }
 
-function moduleOf(task: Task, where: Where, role?: string) {
+function moduleOf(task: Task, where: Where, role: string | undefined, baseDir: string) {
   const module = getModule(task.module, where);
   const named: Where =
     task.options.name === undefined ? where : { ...where, task: task.options.name };
   const deferred = hasDeferred(task.args);
   const args = deferred ? undefined : validateArgs(module, task, named);
+  if (args !== undefined) module.validateSources?.(args, baseDir, named);
   const label =
     task.options.noLog === true
       ? hiddenLabel(module.name, task.where)
@@ -315,7 +316,7 @@ function compileLoop(
       task: itemTask,
       notify: [],
       ...(options.become === undefined ? {} : { become: options.become }),
-      ...moduleOf(itemTask, where, inherited.role),
+      ...moduleOf(itemTask, where, inherited.role, inherited.baseDir),
     };
     const refs = options.notify === undefined ? [] : [options.notify].flat();
     compiled.notify = refs.map((ref) => resolveHandler(ref, b.handlers, compiled, b.host));

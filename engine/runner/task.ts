@@ -7,7 +7,7 @@ import { HostReader } from "../facts/reader.js";
 import type { Connection } from "../connection/types.js";
 import type { Failure, TaskContext, TaskResult } from "../dsl/task.js";
 import type { Plan, PlanContext } from "../modules/types.js";
-import { maskSecrets } from "../secret.js";
+import { carriesSecret, maskSecrets, SECRET_DIFF } from "../secret.js";
 import { applyOps } from "./apply.js";
 import type { CompiledItem, CompiledTask } from "./compile.js";
 import { factsView, withFacts } from "./facts.js";
@@ -503,7 +503,8 @@ async function judge(
         ? "changed"
         : "ok";
   const noLog = options.noLog === true;
-  const diff = applied.plan.diff && maskDiff(applied.plan.diff, noLog);
+  const diff =
+    applied.plan.diff && maskDiff(applied.plan.diff, noLog, carriesSecret(task.task.args));
   const reason = noLog
     ? status === "failed"
       ? "task failed; details hidden (noLog)"
@@ -552,9 +553,15 @@ export function registerResult(state: HostState, task: CompiledTask, result: Tas
   if (name) state.registered[name] = result;
 }
 
-function maskDiff(diff: DiffEntry[], noLog: boolean): DiffEntry[] {
-  if (!noLog) return diff;
-  return diff.map((d) => ({ path: d.path, hidden: true }));
+function maskDiff(diff: DiffEntry[], noLog: boolean, secret: boolean): DiffEntry[] {
+  if (noLog) return diff.map((d) => ({ path: d.path, hidden: true }));
+  if (!secret) return diff;
+  return diff.map((d) => ({
+    path: d.path,
+    ...(d.attributes ? { attributes: d.attributes } : {}),
+    hidden: true,
+    why: d.why ?? SECRET_DIFF,
+  }));
 }
 
 /** True when a path, or a folder above it, is one an earlier check-mode task would change. */
