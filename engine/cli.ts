@@ -70,10 +70,16 @@ export interface CliOptions {
   verbosity: number;
 }
 
+/** Imports a playbook file; the start-up script gives one that uses compiled modules. */
+export type PlaybookImporter = (file: string) => Promise<{ default?: unknown }>;
+
+const importSource: PlaybookImporter = (file) => import(pathToFileURL(file).href);
+
 /** Runs the CLI with the given arguments and returns the exit code. */
 export async function main(
   argv: string[],
   terminal: Terminal = processTerminal(),
+  importPlaybook: PlaybookImporter = importSource,
 ): Promise<number> {
   if (argv[0] === "lint") return (await import("./lint/cli.js")).lintMain(argv.slice(1), terminal);
   let verbosity = 0;
@@ -84,7 +90,7 @@ export async function main(
       return EXIT.ok;
     }
     verbosity = options.verbosity;
-    return await play(options, terminal);
+    return await play(options, terminal, importPlaybook);
   } catch (error) {
     return reportFatal(error, terminal, verbosity);
   }
@@ -153,7 +159,11 @@ function optionalList<K extends string>(key: K, list: string[] | undefined) {
   return (list === undefined ? {} : { [key]: list }) as Partial<Record<K, string[]>>;
 }
 
-async function play(options: CliOptions, terminal: Terminal): Promise<number> {
+async function play(
+  options: CliOptions,
+  terminal: Terminal,
+  importPlaybook: PlaybookImporter,
+): Promise<number> {
   if (options.step && !terminal.ask)
     throw inputError(
       "usage",
@@ -161,7 +171,7 @@ async function play(options: CliOptions, terminal: Terminal): Promise<number> {
       "--step asks before each task, so it needs a terminal on standard input; run it interactively",
     );
   const inventory = loadInventory(options.inventory);
-  const playbook = await loadPlaybook(options.playbook);
+  const playbook = await loadPlaybook(options.playbook, importPlaybook);
   const select = tagSelector({
     ...(options.tags ? { only: options.tags } : {}),
     ...(options.skipTags ? { skip: options.skipTags } : {}),
@@ -193,14 +203,20 @@ async function play(options: CliOptions, terminal: Terminal): Promise<number> {
       ...(options.step && terminal.ask ? { confirm: stepPrompt(terminal.ask) } : {}),
     });
     writeRetryFile(result, options, sink);
-    if (options.verbosity >= 1)
-      sink({ kind: "warning", message: `statistics: ${result.commands} remote commands` });
+    if (options.verbosity >= 1) sink({ kind: "warning", message: statistics(result) });
     return exitCodeFor(result);
   } finally {
     process.off("SIGINT", onSigint);
     closeAnswers();
     await sink.close?.();
   }
+}
+
+/** The `-v` summary line: how much talking to hosts the run took. */
+function statistics(result: RunResult): string {
+  const hosts = Object.keys(result.hosts).length;
+  const kb = (result.bytesSent / 1024).toFixed(1);
+  return `statistics: ${result.commands} remote commands over ${result.channels} SSH channels on ${hosts} hosts, ${kb} KiB sent`;
 }
 
 /** JSON Lines when asked, a live listr2 list on a terminal, plain lines otherwise. */
@@ -229,12 +245,15 @@ function warnNothing(options: CliOptions, sink: EventSink) {
 }
 
 /** Imports a playbook module; a load failure names the file and line it came from. */
-export async function loadPlaybook(file: string): Promise<Playbook> {
+export async function loadPlaybook(
+  file: string,
+  importPlaybook: PlaybookImporter = importSource,
+): Promise<Playbook> {
   if (!existsSync(file))
     throw inputError("usage", "PLAYBOOK_MISSING", `playbook not found: ${file}`, { file });
   let module: { default?: unknown };
   try {
-    module = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    module = await importPlaybook(file);
   } catch (error) {
     if (error instanceof OmensError) throw error;
     throw toOmensError(error, {
@@ -275,13 +294,15 @@ function locate(error: unknown, file: string) {
 
 /** `--step`: asks on the terminal until the answer is yes, no or continue. */
 function stepPrompt(ask: (question: string) => Promise<string>) {
+  let continued = false;
   return async (task: string): Promise<StepAnswer> => {
-    for (;;) {
+    while (!continued) {
       const answer = (await ask(`Perform task "${task}"? (y)es/(n)o/(c)ontinue: `)).trim();
       if (/^y(es)?$/i.test(answer)) return "yes";
       if (/^n(o)?$/i.test(answer)) return "no";
-      if (/^c(ontinue)?$/i.test(answer)) return "continue";
+      continued = /^c(ontinue)?$/i.test(answer);
     }
+    return "continue";
   };
 }
 

@@ -41,7 +41,7 @@ export {
 } from "./modules/lineinfile.js";
 export { command, type CommandArgs } from "./modules/command.js";
 export { systemd, type SystemdArgs } from "./modules/systemd.js";
-export { stat, type StatArgs, type StatResult } from "./modules/stat.js";
+export { stat, type StatArgs, type StatRegistered, type StatResult } from "./modules/stat.js";
 export { assert, type AssertArgs } from "./modules/assert.js";
 export { waitFor, type WaitForArgs } from "./modules/wait-for.js";
 export { ping } from "./modules/ping.js";

@@ -104,7 +104,7 @@ function entryMatches(entry: Entry, name: string): boolean {
 
 function globMatch(pattern: string, name: string): boolean {
   const regex = pattern
-    .replace(/[.+^${}()|\\]/g, "\\$&")
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
     .replace(/\*/g, ".*")
     .replace(/\?/g, ".");
   return new RegExp(`^${regex}$`, "i").test(name);

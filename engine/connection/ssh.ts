@@ -4,6 +4,7 @@ import { connectionError, OmensError, type Where } from "../errors.js";
 import { quote } from "../shell.js";
 import { runOnChannel, wrapBecome, type RawChannel } from "./channel.js";
 import { checkHostKey, fingerprint, type HostKeyVerdict } from "./known-hosts.js";
+import { SESSION_STDIN_MAX, ShellSession } from "./session.js";
 import type { BecomeSettings, Connection, ExecOptions, ExecResult } from "./types.js";
 
 /** Everything needed to reach one host over SSH. */
@@ -23,15 +24,21 @@ export interface SshSettings {
   becomeByDefault: boolean;
 }
 
-/** One SSH connection per host, reused by every task; each command is a new channel. */
+/**
+ * One SSH connection per host, reused by every task. Commands go to one long-lived remote shell
+ * on it (see ShellSession); commands run through sudo, and large inputs, get a channel each.
+ */
 export class SshConnection implements Connection {
   readonly host: string;
   readonly describe: string;
   readonly user: string;
   readonly becomeByDefault: boolean;
   commandCount = 0;
+  channelCount = 0;
+  bytesSent = 0;
   private client: Client | undefined;
   private closedReason: OmensError | undefined;
+  private session: Promise<ShellSession> | undefined;
 
   constructor(private readonly settings: SshSettings) {
     this.host = settings.host;
@@ -59,9 +66,14 @@ export class SshConnection implements Connection {
     if (!client)
       throw this.closedReason ?? connectionError("NOT_CONNECTED", "not connected", this.where());
     const become = (options.become ?? this.becomeByDefault) ? this.settings.become : undefined;
-    const line = become ? wrapBecome(command, become) : command;
     this.commandCount += 1;
-    const channel = await openChannel(client, line, this.where(), () => this.closedReason);
+    this.bytesSent += Buffer.byteLength(command) + (options.stdin?.length ?? 0);
+    if (!become && (options.stdin?.length ?? 0) <= SESSION_STDIN_MAX) {
+      const session = await this.openSession(client);
+      return session.run(command, options.stdin, options.timeoutMs);
+    }
+    const line = become ? wrapBecome(command, become) : command;
+    const channel = await this.openChannel(client, line);
     return runOnChannel(channel, {
       ...options,
       becomeSettings: become,
@@ -72,12 +84,35 @@ export class SshConnection implements Connection {
 
   async close(): Promise<void> {
     this.closedReason = connectionError("CONNECTION_CLOSED", "connection closed", this.where());
+    const session = this.session;
+    this.session = undefined;
+    if (session) (await session.catch(() => undefined))?.close();
     this.client?.end();
     this.client = undefined;
   }
 
   private where(): Where {
     return { host: this.host };
+  }
+
+  /** The shell session, opened on first use and again after it ended (a timeout stops it). */
+  private async openSession(client: Client): Promise<ShellSession> {
+    const open = this.session;
+    if (open) {
+      const session = await open.catch(() => undefined);
+      if (session?.alive) return session;
+      if (this.session !== open) return this.openSession(client);
+    }
+    const opening = this.openChannel(client, "exec /bin/sh").then(
+      (channel) => new ShellSession(channel, this.where()),
+    );
+    this.session = opening;
+    return opening;
+  }
+
+  private openChannel(client: Client, command: string): Promise<RawChannel> {
+    this.channelCount += 1;
+    return openChannel(client, command, this.where(), () => this.closedReason);
   }
 }
 

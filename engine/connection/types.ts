@@ -38,4 +38,8 @@ export interface Connection {
   close(): Promise<void>;
   /** Number of remote commands run so far. */
   readonly commandCount: number;
+  /** Number of SSH channels opened so far (a command may share one with others). */
+  readonly channelCount?: number;
+  /** Bytes of commands and their input sent to the host so far. */
+  readonly bytesSent?: number;
 }

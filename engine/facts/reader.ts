@@ -2,6 +2,7 @@ import { commandError } from "../command-error.js";
 import { taskError, type Where } from "../errors.js";
 import { quoteArgv } from "../shell.js";
 import type { Connection, ExecResult } from "../connection/types.js";
+import { factCacheOf, type CachedFact, type FactRequest } from "./cache.js";
 
 interface Owned {
   mode: number;
@@ -33,9 +34,16 @@ link) echo "$t $s $(readlink -- "$p" | od -An -tx1 | tr -d ' \\n')";;
 esac
 done`;
 
+// Then one line per path given: the regular file's bytes in base64, "!" when unreadable, or empty.
+const CONTENT_SCRIPT = `for p do
+if [ -f "$p" ] && [ ! -L "$p" ]; then base64 -w0 -- "$p" 2>/dev/null || printf '!'; fi
+echo
+done`;
+
 /**
  * Read-only access to a host for the facts step of a task. Reads are batched: many paths are
- * stat-ed and hashed by one remote command.
+ * stat-ed and hashed by one remote command, and facts read ahead for later tasks are kept
+ * (see FactCache) until something changes on the host.
  */
 export class HostReader {
   /** Every path this reader looked at, so check mode can tell which facts an earlier plan affects. */
@@ -47,30 +55,72 @@ export class HostReader {
     private readonly become: boolean | undefined,
   ) {}
 
-  /** Facts for many paths in one remote command. */
+  /** Facts for many paths in one remote command (or none, when they are known already). */
   async stat(paths: string[]): Promise<Map<string, FileFact>> {
     this.paths.push(...paths);
-    const result = await this.exec(`set -- ${quoteArgv(paths)}\n${STAT_SCRIPT}`);
-    const lines = result.stdout.toString("utf8").split("\n");
-    return new Map(paths.map((path, i) => [path, parseStatLine(lines[i] ?? "", path, this.where)]));
+    const found = await this.read(paths.map((path) => ({ path, content: false })));
+    return new Map(paths.map((path) => [path, (found.get(path) as CachedFact).fact]));
   }
 
   /** Facts for one path plus its contents when it is a regular file, in one command. */
   async statWithContent(path: string): Promise<FileWithContent> {
     this.paths.push(path);
-    const script = `set -- ${quoteArgv([path])}\n${STAT_SCRIPT}\n[ -f "$1" ] && [ ! -L "$1" ] && cat -- "$1"`;
-    const result = await this.exec(script, true);
-    const newline = result.stdout.indexOf(0x0a);
-    const fact = parseStatLine(
-      result.stdout.subarray(0, newline).toString("utf8"),
-      path,
-      this.where,
-    );
-    if (fact.kind === "file" && fact.sha256 === undefined) {
+    const { fact, content } = (await this.read([{ path, content: true }])).get(path) as CachedFact;
+    if (fact.kind === "file" && (fact.sha256 === undefined || content === undefined)) {
       throw taskError("FILE_UNREADABLE", `cannot read ${path} (permission denied?)`, this.where);
     }
-    const content = fact.kind === "file" ? result.stdout.subarray(newline + 1) : undefined;
-    return { fact, content };
+    return { fact, content: fact.kind === "file" ? content : undefined };
+  }
+
+  /**
+   * Answers from the connection's fact cache; on a miss, one command reads the paths asked for
+   * together with every path announced for later tasks that is not known any more.
+   */
+  private async read(
+    wanted: { path: string; content: boolean }[],
+  ): Promise<Map<string, CachedFact>> {
+    const cache = factCacheOf(this.connection);
+    const found = new Map<string, CachedFact>();
+    for (const w of wanted) {
+      const hit = cache.get(w.path, this.become, w.content);
+      if (hit) found.set(w.path, hit);
+    }
+    if (found.size === wanted.length) return found;
+    const requests = mergeRequests([
+      ...wanted.map((w) => ({ ...w, become: this.become })),
+      ...cache.stale(
+        this.become,
+        wanted.map((w) => w.path),
+      ),
+    ]);
+    const fetched = await this.fetch(requests, new Set(wanted.map((w) => w.path)));
+    for (const [path, cached] of fetched) cache.store(path, this.become, cached);
+    for (const w of wanted) found.set(w.path, fetched.get(w.path) as CachedFact);
+    return found;
+  }
+
+  /** Stats every path and reads the contents asked for (base64, one line per file). */
+  private async fetch(
+    requests: FactRequest[],
+    asked: Set<string>,
+  ): Promise<Map<string, CachedFact>> {
+    const paths = requests.map((r) => r.path);
+    const withContent = requests.filter((r) => r.content).map((r) => r.path);
+    const script = [`set -- ${quoteArgv(paths)}`, STAT_SCRIPT];
+    if (withContent.length > 0) script.push(`set -- ${quoteArgv(withContent)}`, CONTENT_SCRIPT);
+    const result = await this.exec(script.join("\n"));
+    const lines = result.stdout.toString("utf8").split("\n");
+    const fetched = new Map<string, CachedFact>();
+    paths.forEach((path, i) => {
+      const fact = parseStatLineOf(lines[i] ?? "", path, this.where, asked.has(path));
+      if (fact) fetched.set(path, { fact });
+    });
+    withContent.forEach((path, i) => {
+      const line = lines[paths.length + i] ?? "";
+      const entry = fetched.get(path);
+      if (entry?.fact.kind === "file" && line !== "!") entry.content = Buffer.from(line, "base64");
+    });
+    return fetched;
   }
 
   /** Runs a read-only probe, with optional stdin; its exit code is returned, not judged. */
@@ -86,6 +136,26 @@ export class HostReader {
     if (result.rc !== 0 && !allowFailure)
       throw commandError("reading facts", script, result, this.where);
     return result;
+  }
+}
+
+/** One request per path; a path read with contents once is read with contents. */
+function mergeRequests(requests: FactRequest[]): FactRequest[] {
+  const byPath = new Map<string, FactRequest>();
+  for (const r of requests) {
+    const earlier = byPath.get(r.path);
+    byPath.set(r.path, { ...r, content: r.content || earlier?.content === true });
+  }
+  return [...byPath.values()];
+}
+
+/** A path read ahead for a later task does not fail this one: that task reads it again. */
+function parseStatLineOf(line: string, path: string, where: Where, asked: boolean) {
+  try {
+    return parseStatLine(line, path, where);
+  } catch (error) {
+    if (asked) throw error;
+    return undefined;
   }
 }
 

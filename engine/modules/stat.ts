@@ -1,5 +1,11 @@
 import type { Deferrable } from "../dsl/deferred.js";
-import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
+import {
+  callerLocation,
+  makeTask,
+  type Task,
+  type TaskOptions,
+  type TaskResult,
+} from "../dsl/task.js";
 import type { FileFact } from "../facts/reader.js";
 import { formatMode } from "../mode.js";
 import { ArgReader } from "./args.js";
@@ -22,14 +28,22 @@ export interface StatResult {
   target?: string;
 }
 
+/** What a `stat` task registers: `ctx.result(task).stat` is typed. */
+export interface StatRegistered extends TaskResult {
+  stat: StatResult;
+}
+
 /**
  * Reads facts about a path and registers them; never changes anything.
  *
  * @example
- * stat({ path: "/var/lib/spire/agent/agent_svid.der", register: "svid" })
+ * const svid = stat({ path: "/var/lib/spire/agent/agent_svid.der" });
+ * command({ argv: ["spire-agent", "run"], when: (ctx) => ctx.result(svid)?.stat.exists === false });
  */
-export function stat(args: Deferrable<StatArgs> & TaskOptions): Task {
-  return makeTask("stat", args, callerLocation());
+export function stat(
+  args: Deferrable<StatArgs> & TaskOptions<StatRegistered>,
+): Task<StatRegistered> {
+  return makeTask<StatRegistered>("stat", args, callerLocation());
 }
 
 export const statModule: ModuleDefinition<{ path: string }, FileFact> = {

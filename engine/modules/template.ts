@@ -143,10 +143,22 @@ export function renderTemplate(
 ): string {
   const context = { managedHeader: MANAGED_HEADER, ...revealSecrets(vars) };
   try {
-    return handlebars.compile(text, { strict: true, noEscape: true })(context);
+    return compiled(text)(context);
   } catch (error) {
     throw templateError(error as Error, file, where);
   }
+}
+
+// Compiling is most of a render's cost, and the same template is rendered for every host.
+const compiledTemplates = new Map<string, HandlebarsTemplateDelegate>();
+
+function compiled(text: string): HandlebarsTemplateDelegate {
+  let render = compiledTemplates.get(text);
+  if (!render) {
+    render = handlebars.compile(text, { strict: true, noEscape: true });
+    compiledTemplates.set(text, render);
+  }
+  return render;
 }
 
 function templateError(error: Error, file: string, where: Where) {

@@ -3,6 +3,7 @@ import type { Where } from "../errors.js";
 import { formatMode } from "../mode.js";
 import { quote } from "../shell.js";
 import type { Connection, ExecResult } from "../connection/types.js";
+import { factCacheOf } from "../facts/cache.js";
 import type { ApplyOutput, Op } from "../modules/types.js";
 
 /** Hooks the runner gives the applier, for `-v` output. */
@@ -22,6 +23,7 @@ export async function applyOps(
   become: boolean | undefined,
   observer: ApplyObserver,
 ): Promise<ApplyOutput> {
+  factCacheOf(connection).forget(ops);
   let output: ApplyOutput = {};
   const becomeHint = (result: ExecResult) =>
     (become ?? connection.becomeByDefault) ? undefined : permissionHint(connection, result, where);

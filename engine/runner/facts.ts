@@ -44,6 +44,7 @@ export async function ensureFacts(state: HostState, parts: FactParts, where: Whe
   const connection = state.connection;
   if (!connection) throw new FactsNeeded(parts);
   const wanted = { packages: parts.packages || state.gathered?.packages !== undefined };
+  state.onGather?.(wanted);
   state.gathered = await gatherFacts(connection, wanted, where);
   state.facts = hostFacts(state.gathered);
 }

@@ -9,7 +9,7 @@ import {
   type OmensError,
   type Where,
 } from "../errors.js";
-import type { Gathered, HostFacts } from "../facts/gathered.js";
+import type { FactParts, Gathered, HostFacts } from "../facts/gathered.js";
 import type { Inventory, InventoryHost } from "../inventory/load.js";
 import { matchHosts } from "../inventory/patterns.js";
 import type { Connection } from "../connection/types.js";
@@ -26,6 +26,7 @@ import {
   type TagSelector,
 } from "./compile.js";
 import { openConnection } from "./connect.js";
+import { announceFactReads } from "../facts/prefetch.js";
 import { ensureFacts } from "./facts.js";
 import { registerResult, runTask, type TaskOutcome, type TaskRun } from "./task.js";
 
@@ -66,6 +67,8 @@ export interface HostState {
   simulated: Set<string>;
   /** The host has been part of a batch (hosts only delegated to are not). */
   started?: boolean;
+  /** Told before facts are gathered (for `-v`). */
+  onGather?: (parts: FactParts) => void;
   /** Facts gathered this run (once per host). */
   gathered?: Gathered;
   facts?: HostFacts;
@@ -80,6 +83,9 @@ export interface RunResult {
   interrupted: boolean;
   /** Remote commands run, summed over hosts. */
   commands: number;
+  /** SSH channels opened and bytes sent (commands and their input), summed over hosts. */
+  channels: number;
+  bytesSent: number;
 }
 
 /** Exit codes, as documented in the README. */
@@ -186,6 +192,7 @@ export async function runPlaybook(
     let state = states.get(name);
     if (!state) {
       state = newHostState(inventory.hosts.get(name) as InventoryHost);
+      state.onGather = gatherNotice(name, options);
       states.set(name, state);
     }
     return state;
@@ -208,6 +215,14 @@ export async function runPlaybook(
     ...(result.untouched.length > 0 ? { untouched: result.untouched } : {}),
   });
   return result;
+}
+
+function gatherNotice(host: string, options: RunOptions) {
+  return (parts: FactParts) => {
+    if (options.verbosity < 1) return;
+    const what = `os, kernel, hostname, init, addresses, tpm${parts.packages ? ", packages" : ""}`;
+    options.sink({ kind: "command", host, command: `gather facts (${what})` });
+  };
 }
 
 function newHostState(host: InventoryHost): HostState {
@@ -241,6 +256,8 @@ function summarize(run: PlayRun): RunResult {
     untouched: run.untouched.filter((h) => !run.states.get(h)?.started),
     interrupted: run.options.signal?.aborted ?? false,
     commands: [...run.states.values()].reduce((n, s) => n + (s.connection?.commandCount ?? 0), 0),
+    channels: [...run.states.values()].reduce((n, s) => n + (s.connection?.channelCount ?? 0), 0),
+    bytesSent: [...run.states.values()].reduce((n, s) => n + (s.connection?.bytesSent ?? 0), 0),
   };
 }
 
@@ -273,8 +290,9 @@ async function runPlay(prepared: PreparedPlay, run: PlayRun): Promise<boolean> {
     states.forEach((s) => (s.started = true));
     const stopped = await runBatch(prepared, states, title, run);
     await runHandlers(prepared, states, title, options, delegation(run));
-    if (stopped) {
-      const later = batches.slice(index + 1).flat();
+    const later = batches.slice(index + 1).flat();
+    // A failed last batch has no later batches to stop: nothing to report.
+    if (stopped && (later.length > 0 || stopped.scope === "run")) {
       run.untouched.push(...later);
       const message =
         later.length > 0 ? `${stopped.message} (${later.join(", ")})` : stopped.message;
@@ -301,6 +319,8 @@ interface Cursor {
   pending: Map<number, Failure>;
   /** Failures a block's `rescue` is handling. */
   rescuing: Map<number, Failure>;
+  /** Whether the fact reads of its tasks were announced to its connection. */
+  announced?: boolean;
 }
 
 /**
@@ -328,6 +348,7 @@ async function runBatch(
     if (ready.length === 0) return undefined;
     const pc = Math.min(...ready.map((c) => c.pc));
     const group = ready.filter((c) => c.pc === pc);
+    // Known limit: --step asks about tasks only; handlers run without a question.
     if (asking) {
       const answer = await (run.options.confirm as NonNullable<RunOptions["confirm"]>)(
         taskAt(group[0] as Cursor).name,
@@ -425,8 +446,16 @@ async function runStep(group: Cursor[], title: string, run: PlayRun) {
   await inPool(group, options.forks, async (cursor) => {
     const task = taskAt(cursor);
     if (!(await ensureConnected(cursor.state, title, task.name, options))) return;
+    announceOnce(cursor);
     settle(cursor, await runTask(cursor.state, task, title, options, taskRun(cursor, run)));
   });
+}
+
+/** The paths this host's remaining tasks will read, announced once per batch (see FactCache). */
+function announceOnce(cursor: Cursor) {
+  if (cursor.announced || !cursor.state.connection) return;
+  cursor.announced = true;
+  announceFactReads(cursor.state.connection, cursor.compiled.tasks);
 }
 
 function taskRun(cursor: Cursor, run: PlayRun) {
@@ -442,6 +471,7 @@ function taskRun(cursor: Cursor, run: PlayRun) {
  * `runOnce`: the first host of the batch runs the task; every host at this step registers its
  * result (each host's own copy of the task), and a failure is a failure on each of them.
  */
+// Known limit: handlers the task notifies are queued on the host that ran it only.
 async function runOnce(group: Cursor[], title: string, run: PlayRun) {
   const first = group[0] as Cursor;
   const task = taskAt(first);

@@ -1,8 +1,16 @@
 import { execFileSync } from "node:child_process";
-import { chmodSync, cpSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  cpSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   hostPath,
   lab,
@@ -52,12 +60,14 @@ describe("B04: a template's managed header does not vary between runs", () => {
   let first: PlayRun;
   let second: PlayRun;
   let bytes: Buffer;
+  let cloneDir = "";
 
   beforeAll(async () => {
     sshRoot("auth", "rm -rf /srv/omens-b04 && mkdir -p /srv/omens-b04");
     first = await omensPlay([join(fixture, "playbook.ts"), "-i", labInventoryFile(), "--json"]);
     bytes = motd();
     const clone = secondClone();
+    cloneDir = clone.dir;
     const later = new Date(Date.now() + 3600_000);
     utimesSync(join(clone.dir, "motd.hbs"), later, later);
     second = await omensPlayWith(
@@ -66,6 +76,9 @@ describe("B04: a template's managed header does not vary between runs", () => {
       { HOME: clone.dir, USER: "nobody", LOGNAME: "nobody", TMPDIR: clone.dir },
     );
   });
+
+  // The clone holds a copy of the lab's private key.
+  afterAll(() => rmSync(cloneDir, { recursive: true, force: true }));
 
   it("run 1 reports changed and runs the handler once", () => {
     expect(first.code, first.stderr).toBe(0);

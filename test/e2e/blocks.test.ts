@@ -56,6 +56,7 @@ describe("block, rescue and always", () => {
       expect(existsSync(at(host, "attempted"))).toBe(true);
       expect(existsSync(at(host, "after"))).toBe(true);
     }
+    expect(LAB_HOSTS.filter((h) => existsSync(at(h, "only-ca")))).toEqual(["ca"]);
     const failed = results(run, "auth").find((r) => r.task === "validate the new config");
     expect(failed).toMatchObject({ status: "failed", rescued: true });
   });
@@ -100,6 +101,7 @@ describe("block, rescue and always", () => {
       "record what failed:changed",
       "mark the attempt:changed",
       "after the block:changed",
+      "a task of a conditional block:skipped",
     ]);
     expect(read("auth", "app.conf")).toBe("v=1\n");
     expect(read("spire", "app.conf")).toBe("v=2\n");
