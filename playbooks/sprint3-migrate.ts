@@ -170,6 +170,10 @@ function serverAttestors(vars: Record<string, unknown>, prefix: string): Task[] 
   ];
 }
 
+/** True once this run has backed the agent up: only then is there anything to restore. */
+const backedUp = (ctx: TaskContext) =>
+  ctx.registered.agentBackup?.failed === false && !ctx.registered.agentBackup.skipped;
+
 /** True when this host's agent already runs tpm_devid (read before anything is touched). */
 const migrated = (ctx: TaskContext) => ctx.registered.agentAttestor?.rc === 0;
 
@@ -209,6 +213,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
     command({
       name: `backup: agent config, unit and data to ${BACKUP}`,
       shell: `rm -rf ${BACKUP} && mkdir -p ${BACKUP} && cp -a /etc/spire/agent ${BACKUP}/etc && cp -a ${AGENT_UNIT} ${BACKUP}/unit && cp -a ${quote(data)} ${BACKUP}/data`,
+      register: "agentBackup",
       changedWhen: () => true,
     }),
     command({
@@ -286,7 +291,8 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
   const rollback: Task[] = [
     command({
       name: "rollback: restore agent config, unit and data",
-      shell: `test -d ${BACKUP}/data || exit 0; rm -rf /etc/spire/agent ${quote(data)} && cp -a ${BACKUP}/etc /etc/spire/agent && cp -a ${BACKUP}/unit ${AGENT_UNIT} && cp -a ${BACKUP}/data ${quote(data)} && echo restored`,
+      shell: `rm -rf /etc/spire/agent ${quote(data)} && cp -a ${BACKUP}/etc /etc/spire/agent && cp -a ${BACKUP}/unit ${AGENT_UNIT} && cp -a ${BACKUP}/data ${quote(data)} && echo restored`,
+      when: backedUp,
       changedWhen: (r) => String(r.stdout).includes("restored"),
     }),
     systemd({
@@ -294,6 +300,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
       unit: "spire-agent",
       state: "restarted",
       daemonReload: true,
+      when: backedUp,
     }),
     withOptions(agentHealth(agent), { name: "rollback: agent healthy on join_token" }),
     command({
