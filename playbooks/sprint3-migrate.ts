@@ -43,7 +43,7 @@ const AGENT_UNIT = "/etc/systemd/system/spire-agent.service";
 const BUNDLE = "/etc/spire/agent/bootstrap-bundle.pem";
 const SERVER_CONF = "/etc/spire/server/server.conf";
 const BACKUP = "/var/backups/spire-agent.join_token";
-const template_ = (role: string, name: string) =>
+const roleTemplate = (role: string, name: string) =>
   fileURLToPath(new URL(`../roles/${role}/templates/${name}`, import.meta.url));
 
 type AgentVars = (typeof SpireAgentVars)["static"];
@@ -132,7 +132,7 @@ function serverAttestors(vars: Record<string, unknown>, prefix: string): Task[] 
     }),
     template({
       name: `server: ${SERVER_CONF} accepts tpm_devid (join_token while agents need it)`,
-      src: template_("spire-server", "server.conf.hbs"),
+      src: roleTemplate("spire-server", "server.conf.hbs"),
       dest: SERVER_CONF,
       owner: "root",
       group: "spire",
@@ -234,7 +234,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
     }),
     template({
       name: `agent: ${AGENT_CONF} attests with tpm_devid`,
-      src: template_("spire-agent", "agent.conf.hbs"),
+      src: roleTemplate("spire-agent", "agent.conf.hbs"),
       dest: AGENT_CONF,
       owner: "root",
       group: "root",
@@ -243,7 +243,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
     }),
     template({
       name: `agent: ${AGENT_UNIT} reaches the TPM`,
-      src: template_("spire-agent", "spire-agent.service.hbs"),
+      src: roleTemplate("spire-agent", "spire-agent.service.hbs"),
       dest: AGENT_UNIT,
       mode: "0644",
       vars: { configPath: AGENT_CONF, tpmTcti: agent.tpmTcti },
