@@ -315,7 +315,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
       that: () => false,
       msg: deferred((ctx: TaskContext) =>
         ctx.failure.kind === "failed"
-          ? `migration of ${host} failed at "${ctx.failure.task}": ${ctx.failure.error.slice(-600)}; rolled back to join_token`
+          ? `migration of ${host} failed at "${ctx.failure.task}": ${ctx.failure.error.slice(-1500)}; rolled back to join_token`
           : `migration of ${host} failed; rolled back to join_token`,
       ),
     }),
