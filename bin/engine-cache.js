@@ -5,6 +5,8 @@
 // task's file:line pointing at the .ts sources.
 import { createHash } from "node:crypto";
 import {
+  accessSync,
+  constants,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -26,6 +28,7 @@ const SELF = fileURLToPath(import.meta.url);
  * with a playbook loader that compiles playbooks the same way and links them to this engine.
  */
 export async function loadCompiledEngine() {
+  assertWritable(CACHE);
   process.setSourceMapsEnabled(true);
   const dir = await engineBuild();
   const cli = await import(pathToFileURL(join(dir, "cli.mjs")).href);
@@ -175,6 +178,22 @@ function compileError(error, file, errors) {
       }
     : { file };
   return errors.inputError("playbook", "PLAYBOOK_LOAD", `cannot compile: ${first.text}`, where);
+}
+
+/**
+ * Playbooks are compiled on every changed load, so a cache this user cannot write (another
+ * user's checkout) means running from the sources instead; the caller falls back to tsx.
+ */
+function assertWritable(dir) {
+  let existing = dir;
+  while (!exists(existing)) existing = dirname(existing);
+  try {
+    accessSync(existing, constants.W_OK);
+  } catch {
+    // Before the engine loads there is no OmensError; bin/omens-play.js prints this as a warning.
+    // eslint-disable-next-line no-restricted-syntax
+    throw new Error(`${existing} is not writable by this user`);
+  }
 }
 
 function tsFiles(dir) {

@@ -4,7 +4,12 @@ import type { TObject } from "@sinclair/typebox";
 import { OmensError, toOmensError, type Where } from "../errors.js";
 import type { InventoryHost } from "../inventory/load.js";
 import { getModule } from "../modules/index.js";
-import { mergeRoleVars } from "../runner/compile.js";
+import {
+  compileHost,
+  mergeRoleVars,
+  type CompiledHost,
+  type CompiledTask,
+} from "../runner/compile.js";
 import { hiddenLabel, maskArgumentValues } from "../runner/no-log.js";
 import { hasDeferred } from "../dsl/deferred.js";
 import type { Play } from "../dsl/playbook.js";
@@ -43,11 +48,51 @@ const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
 const validators = new WeakMap<TObject, ValidateFunction>();
 
 /**
+ * A play's tasks for one host, as the runner's compile step builds them (blocks flattened,
+ * fixed loops expanded). When the compile step refuses the play, it is built again leniently so
+ * that every problem is found, not just the first.
+ */
+export function expandHost(
+  play: Play,
+  host: InventoryHost,
+  playbookFile: string,
+  problems: Finding[],
+): HostPlan {
+  let compiled: CompiledHost;
+  try {
+    compiled = compileHost(play, host, playbookFile);
+  } catch {
+    return expandLeniently(play, host, playbookFile, problems);
+  }
+  return fromCompiled(host, compiled);
+}
+
+function fromCompiled(host: InventoryHost, compiled: CompiledHost): HostPlan {
+  const lintTask = (c: CompiledTask): LintTask => ({
+    task: c.task,
+    host: host.name,
+    vars: c.vars,
+    baseDir: c.baseDir,
+    label: c.name,
+    ...(c.role ? { role: c.role } : {}),
+    ...(c.args === undefined ? {} : { args: c.args }),
+  });
+  const tasks = compiled.tasks.flatMap((c) =>
+    c.loop?.fixed ? c.loop.fixed.map((item) => lintTask(item.task)) : [lintTask(c)],
+  );
+  const handlers = compiled.handlers.map((h) => ({
+    ...lintTask(h),
+    handler: { id: h.id, name: h.name },
+  }));
+  return { host, tasks, handlers };
+}
+
+/**
  * Builds a play's tasks for one host the way the runner's compile step does, but records each
  * problem as a finding and goes on, so one lint run shows them all. The runner's compile stays
  * the reference: a test checks both agree on clean playbooks.
  */
-export function expandHost(
+export function expandLeniently(
   play: Play,
   host: InventoryHost,
   playbookFile: string,
@@ -161,6 +206,17 @@ function addTask(
   problems: Finding[],
   role?: string,
 ): LintTask | undefined {
+  const block = task as unknown as {
+    kind?: string;
+    tasks?: Task[];
+    rescue?: Task[];
+    always?: Task[];
+  };
+  if (block?.kind === "block") {
+    for (const step of [...(block.tasks ?? []), ...(block.rescue ?? []), ...(block.always ?? [])])
+      addTask(into, step, vars, baseDir, host, problems, role);
+    return undefined;
+  }
   if (task?.kind !== "task") {
     const got = JSON.stringify(task)?.slice(0, 80) ?? String(task);
     problems.push({
@@ -176,7 +232,7 @@ function addTask(
   try {
     const module = getModule(task.module, task.where);
     // Deferred arguments are decided per host at run time; like the runner, check them then.
-    if (!hasDeferred(task.args)) {
+    if (!hasDeferred(task.args) && task.loop === undefined) {
       lintTask.args = module.validate({ ...task.args }, task.where);
       lintTask.label = module.label(lintTask.args);
     }

@@ -50,12 +50,14 @@ export async function lint(options: LintOptions): Promise<LintReport> {
     if (inventory) model.inventories.push(inventory);
   }
   const types =
-    options.typecheck === false ? Promise.resolve([]) : typecheckInThread(files.map((f) => f.file));
+    options.typecheck === false
+      ? Promise.resolve({ findings: [] })
+      : typecheckInThread(files.map((f) => f.file));
   for (const { file, fromFolder } of files) await addPlaybook(model, file, fromFolder);
   const found = [
     ...model.problems,
     ...RULES.flatMap((rule) => rule.check(model)),
-    ...(await types),
+    ...(await types).findings,
   ];
   const { active, suppressed } = applySkips(found, model);
   return {

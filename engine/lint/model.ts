@@ -108,9 +108,7 @@ function modelPlay(
 function unknownDelegates(plan: HostPlan, inventory: Inventory): Finding[] {
   return [...plan.tasks, ...plan.handlers].flatMap(({ task, label }) => {
     const target = task.options.delegateTo;
-    // A delegate computed from the host's context is known only when the task runs.
-    if (target === undefined || typeof target === "function" || inventory.hosts.has(target))
-      return [];
+    if (typeof target !== "string" || inventory.hosts.has(target)) return [];
     const message = `task "${task.options.name ?? label}" delegates to "${target}", which is not a host of the inventory`;
     return [taskFinding("task-invalid", task, message)];
   });

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lab, sshRoot } from "../helpers/lab.js";
+import { sshArgs, sshRoot } from "../helpers/lab.js";
 import { playTasks } from "./modules-helpers.js";
 
 const USER = "omkey";
@@ -15,25 +15,9 @@ let key = "";
 
 /** Logs in as the user with the new key through the host's real sshd. */
 function loginAsUser(): string {
-  const info = lab();
-  return execFileSync(
-    "ssh",
-    [
-      "-i",
-      keyPath,
-      "-o",
-      `UserKnownHostsFile=${info.knownHosts}`,
-      "-o",
-      "StrictHostKeyChecking=yes",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "IdentitiesOnly=yes",
-      `${USER}@${info.hosts.auth.address}`,
-      "id -un",
-    ],
-    { encoding: "utf8" },
-  );
+  return execFileSync("ssh", [...sshArgs("auth", { user: USER, key: keyPath }), "id -un"], {
+    encoding: "utf8",
+  });
 }
 
 describe("authorizedKey on a lab host, checked by logging in through sshd", () => {

@@ -2,13 +2,12 @@
 // units, with auth's swtpm for tpm_devid attestation. The binaries are bundled here the way the
 // release build does it (esbuild, node18, one file each) and copied in over SSH.
 import { build } from "esbuild";
-import { spawnSync } from "node:child_process";
 import { createPublicKey, verify } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lab, ROOT, type LabHost } from "../helpers/lab.js";
+import { lab, ROOT, sshRun, type LabHost } from "../helpers/lab.js";
 
 const TD = "funlab.casa";
 const SERVER_SOCK = "/run/spire/server/api.sock";
@@ -19,32 +18,7 @@ const DEVID = "/etc/spire/agent/devid";
 const CLEAN =
   "systemctl stop spire-server spire-agent 2>/dev/null; systemctl reset-failed 2>/dev/null; rm -rf /etc/spire /var/lib/spire /run/spire /etc/systemd/system/spire-*.service; systemctl daemon-reload";
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
-function sshArgs(host: LabHost): string[] {
-  const info = lab();
-  return [
-    "-i",
-    info.key,
-    "-o",
-    `UserKnownHostsFile=${info.knownHosts}`,
-    "-o",
-    "StrictHostKeyChecking=yes",
-    "-o",
-    "BatchMode=yes",
-    `root@${info.hosts[host].address}`,
-  ];
-}
-
-/** Runs a command on a host; never throws, so exit codes can be asserted. */
-function sh(host: LabHost, command: string, input?: string): Run {
-  const r = spawnSync("ssh", [...sshArgs(host), command], { input, encoding: "utf8" });
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-}
+const sh = sshRun;
 
 /** Runs a command that must succeed, returning its stdout. */
 function ok(host: LabHost, command: string, input?: string): string {

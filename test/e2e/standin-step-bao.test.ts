@@ -4,10 +4,10 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import * as jose from "jose";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { webcrypto } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lab, ROOT, type LabHost } from "../helpers/lab.js";
+import { lab, ROOT, sshRun, type LabHost } from "../helpers/lab.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -18,32 +18,7 @@ const C = `--ca-url ${CA_URL} --root ${ROOT_CRT}`;
 const BAO = "BAO_ADDR=https://127.0.0.1:8200 BAO_CACERT=/etc/omens-test/root_ca.crt";
 const SUB = "spiffe://funlab.casa/workload/openbao";
 
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
-
-function sh(host: LabHost, command: string, input?: string): Run {
-  const info = lab();
-  const r = spawnSync(
-    "ssh",
-    [
-      "-i",
-      info.key,
-      "-o",
-      `UserKnownHostsFile=${info.knownHosts}`,
-      "-o",
-      "StrictHostKeyChecking=yes",
-      "-o",
-      "BatchMode=yes",
-      `root@${info.hosts[host].address}`,
-      command,
-    ],
-    { input, encoding: "utf8" },
-  );
-  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
-}
+const sh = sshRun;
 
 function ok(host: LabHost, command: string, input?: string): string {
   const r = sh(host, command, input);

@@ -34,7 +34,7 @@ describe("fault: a host's SSH key changes", () => {
   it("refuses to connect, shows both fingerprints and the commands that accept the new key", async () => {
     const { file, real, forged } = knownHostsWithForgedCa();
     const inventory = labInventoryFile({ hostSettings: { ca: `knownHosts: ${file}` } });
-    const run = await omensPlay(["playbooks/sprint1-foundation.ts", "-i", inventory, "--json"]);
+    const run = await omensPlay(["test/fixtures/conn/tpm-validate.ts", "-i", inventory, "--json"]);
     expect(run.code).toBe(4);
     expect(run.recap.ca).toMatchObject({ unreachable: 1, ok: 0 });
     expect(run.recap.auth).toMatchObject({ ok: 2, unreachable: 0 });
@@ -49,7 +49,12 @@ describe("fault: a host's SSH key changes", () => {
     );
 
     execSync(accept, { stdio: "ignore" }); // the operator accepts the new key as told
-    const again = await omensPlay(["playbooks/sprint1-foundation.ts", "-i", inventory, "--json"]);
+    const again = await omensPlay([
+      "test/fixtures/conn/tpm-validate.ts",
+      "-i",
+      inventory,
+      "--json",
+    ]);
     expect(again.code, again.stdout).toBe(0);
     expect(again.recap.ca).toMatchObject({ ok: 2, unreachable: 0 });
   });

@@ -25,7 +25,7 @@ describe("fault: the TPM stops answering", () => {
 
   it("the tpm-validate role fails on that host only, naming the TCTI; exit code 2", async () => {
     const run = await omensPlay([
-      "playbooks/sprint1-foundation.ts",
+      "test/fixtures/conn/tpm-validate.ts",
       "-i",
       labInventory(),
       "--json",
@@ -39,7 +39,7 @@ describe("fault: the TPM stops answering", () => {
   it("control: once the TPM is started again, the role passes on that host", async () => {
     labTool("tpm-start", "ca");
     const run = await omensPlay([
-      "playbooks/sprint1-foundation.ts",
+      "test/fixtures/conn/tpm-validate.ts",
       "-i",
       labInventory(),
       "--json",

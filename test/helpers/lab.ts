@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   existsSync,
@@ -35,27 +35,41 @@ export function lab(): LabInfo {
   return JSON.parse(readFileSync(file, "utf8")) as LabInfo;
 }
 
+/** OpenSSH client arguments for a lab host: the lab's key and strict host-key checking. */
+export function sshArgs(host: LabHost, options: { user?: string; key?: string } = {}): string[] {
+  const info = lab();
+  return [
+    "-i",
+    options.key ?? info.key,
+    "-o",
+    `UserKnownHostsFile=${info.knownHosts}`,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "ConnectTimeout=5",
+    ...(options.key ? ["-o", "IdentitiesOnly=yes"] : []),
+    `${options.user ?? "root"}@${info.hosts[host].address}`,
+  ];
+}
+
 /** Runs a command as root on a lab host through real SSH (OpenSSH client, lab key). */
 export function sshRoot(host: LabHost, command: string): string {
-  const info = lab();
-  return execFileSync(
-    "ssh",
-    [
-      "-i",
-      info.key,
-      "-o",
-      `UserKnownHostsFile=${info.knownHosts}`,
-      "-o",
-      "StrictHostKeyChecking=yes",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "ConnectTimeout=5",
-      `root@${info.hosts[host].address}`,
-      command,
-    ],
-    { encoding: "utf8" },
-  );
+  return execFileSync("ssh", [...sshArgs(host), command], { encoding: "utf8" });
+}
+
+/** The outcome of a command run with `sshRun`. */
+export interface SshRun {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** Runs a command as root on a lab host; never throws, so exit codes can be asserted. */
+export function sshRun(host: LabHost, command: string, input?: string): SshRun {
+  const r = spawnSync("ssh", [...sshArgs(host), command], { input, encoding: "utf8" });
+  return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
 /** A path inside a lab host's root filesystem, as seen from the machine. */

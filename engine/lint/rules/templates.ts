@@ -1,6 +1,6 @@
-import type { TaskContext } from "../../dsl/task.js";
 import { createRequire } from "node:module";
-import { OmensError, type Where } from "../../errors.js";
+import { bug, OmensError, type Where } from "../../errors.js";
+import type { TaskContext } from "../../dsl/task.js";
 import { renderTemplateFile, RUN_VARYING_HELPERS } from "../../modules/template.js";
 import { maskSecrets } from "../../secret.js";
 import type { LintTask } from "../expand.js";
@@ -89,21 +89,7 @@ function mayRun(item: LintTask): boolean {
   const when = item.task.options.when;
   if (!when) return true;
   try {
-    const context: TaskContext = {
-      host: item.host,
-      vars: item.vars,
-      registered: {},
-      check: true,
-      get facts(): never {
-        throw new OmensError("facts are gathered only when a playbook runs", {
-          code: "LINT_NO_FACTS",
-          family: "lint",
-        });
-      },
-      failure: { kind: "none" },
-      result: () => undefined,
-    };
-    return when(context) !== false;
+    return when(staticContext(item)) !== false;
   } catch {
     return true;
   }
@@ -198,6 +184,21 @@ function skeleton(line: string): RegExp | undefined {
   if (parts.join("").trim() === "") return undefined;
   const escaped = parts.map((p) => p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
   return new RegExp(`^${escaped.join(".*?")}$`);
+}
+
+/** What a predicate sees before any task ran: variables only; reading facts is undecidable. */
+function staticContext(item: LintTask): TaskContext {
+  return {
+    host: item.host,
+    vars: item.vars,
+    registered: {},
+    check: true,
+    failure: { kind: "none" },
+    result: () => undefined,
+    get facts(): never {
+      throw bug("lint reads no host facts");
+    },
+  };
 }
 
 interface ParseError {
