@@ -56,8 +56,8 @@ describe("the sprint playbooks against the shipped inventories", () => {
 
   it("names the host, the role and the variable when an inventory value has the wrong type", () => {
     const text = readFileSync(join(ROOT, "inventory/lab.yaml"), "utf8").replace(
-      "      vars: { devidCommonName: auth.funlab.casa }",
-      "      vars: { devidCommonName: auth.funlab.casa, spireServerPort: eighty-one }",
+      "vars: { devidCommonName: auth.funlab.casa,",
+      "vars: { devidCommonName: auth.funlab.casa, spireServerPort: eighty-one,",
     );
     const file = join(mkdtempSync(join(tmpdir(), "omens-inv-")), "lab.yaml");
     writeFileSync(file, text);

@@ -1,0 +1,386 @@
+import { fileURLToPath } from "node:url";
+import { Value } from "@sinclair/typebox/value";
+import {
+  assert,
+  block,
+  command,
+  copy,
+  deferred,
+  definePlaybook,
+  file,
+  play,
+  systemd,
+  template,
+  x509,
+  type Task,
+  type TaskContext,
+  type TaskOptions,
+  type Step,
+} from "../engine/index.js";
+import { quote } from "../engine/shell.js";
+import { roleVarsError } from "../roles/common/errors.js";
+import { healthGate } from "../roles/common/gates.js";
+import { agentConfView, agentHealth, SpireAgentVars } from "../roles/spire-agent/index.js";
+import { serverConfView, SpireServerVars } from "../roles/spire-server/index.js";
+import { registeredMigrationState } from "../roles/spire-server/migration.js";
+
+/**
+ * Sprint 3: SPIRE agents move from join_token to tpm_devid attestation, one host at a time.
+ *
+ * 1. The server accepts tpm_devid next to join_token (run once, on the server host, from the
+ *    agents' play, so `--limit auth` still reaches it).
+ * 2. Each agent in turn: DevID gates, a backup, the tpm_devid config, its cached agent state
+ *    removed, a restart, then three gates (agent healthy, the server lists this host's tpm_devid
+ *    agent, a workload still gets an SVID). A failed gate restores the backup, proves join_token
+ *    healthy again and fails the host, which stops the rollout.
+ * 3. When the server's own lists show every agent moved, the old join_token agents are evicted
+ *    and join_token leaves server.conf; a run limited to some hosts never gets there early.
+ */
+
+const AGENT_HOSTS = "agents:servers";
+const AGENT_CONF = "/etc/spire/agent/agent.conf";
+const AGENT_UNIT = "/etc/systemd/system/spire-agent.service";
+const BUNDLE = "/etc/spire/agent/bootstrap-bundle.pem";
+const SERVER_CONF = "/etc/spire/server/server.conf";
+const BACKUP = "/var/backups/spire-agent.join_token";
+const roleTemplate = (role: string, name: string) =>
+  fileURLToPath(new URL(`../roles/${role}/templates/${name}`, import.meta.url));
+
+type AgentVars = (typeof SpireAgentVars)["static"];
+type ServerVars = (typeof SpireServerVars)["static"];
+
+/** A task built by a role helper, with more task options (a name, a delegate, a condition). */
+function withOptions(task: Task, options: TaskOptions): Task {
+  return { ...task, options: { ...task.options, ...options } };
+}
+
+/** The role's variables with its defaults, from the host's merged variables. */
+function roleVars<T>(schema: typeof SpireAgentVars | typeof SpireServerVars, vars: object): T {
+  const copy = Value.Clean(schema, structuredClone({ ...vars }));
+  return Value.Default(schema, copy) as T;
+}
+
+const text = (v: unknown, fallback = "") => (typeof v === "string" ? v : fallback);
+const days = (vars: Record<string, unknown>) =>
+  typeof vars.devidMinDaysLeft === "number" ? vars.devidMinDaysLeft : 14;
+
+/** The live lists the join_token decision is made from: every agent the server knows. */
+function serverLists(server: string, socket: string, prefix: string): Task[] {
+  const list = (what: "agent" | "entry", register: string) =>
+    command({
+      name: `server: ${what === "agent" ? "attested agents" : "registration entries"} (${prefix})`,
+      argv: [
+        "spire-server",
+        what,
+        what === "agent" ? "list" : "show",
+        "-socketPath",
+        socket,
+        "-output",
+        "json",
+      ],
+      delegateTo: server,
+      runOnce: true,
+      register,
+      checkMode: false,
+      changedWhen: () => false,
+    });
+  return [list("agent", `${prefix}Agents`), list("entry", `${prefix}Entries`)];
+}
+
+/**
+ * server.conf with the attestors the live state calls for: join_token stays while any listed
+ * agent still depends on it. Written on the server host, validated, restarted once, gated.
+ */
+function serverAttestors(vars: Record<string, unknown>, prefix: string): Task[] {
+  const server = roleVars<ServerVars>(SpireServerVars, vars);
+  const host = text(vars.spireServerHost, "spire");
+  const done = (ctx: TaskContext) =>
+    registeredMigrationState(ctx, `${prefix}Agents`, `${prefix}Entries`)?.allMigrated === true;
+  const conf = (attestors: ServerVars["spireNodeAttestors"]) =>
+    serverConfView({ ...server, spireNodeAttestors: attestors });
+  const on = { delegateTo: host, runOnce: true } as const;
+  const changed = (ctx: TaskContext) =>
+    [`${prefix}DevidCa`, `${prefix}EkCa`, `${prefix}Conf`].some(
+      (r) => ctx.registered[r]?.changed === true,
+    );
+  if (!server.spireDevidCaFile || !server.spireEndorsementCaFile)
+    throw roleVarsError(
+      "sprint 3",
+      `sprint 3 needs "spireDevidCaFile" and "spireEndorsementCaFile" in the inventory (the DevID and EK trust roots)`,
+    );
+  return [
+    ...serverLists(host, server.spireServerSocket, prefix),
+    copy({
+      name: "server: DevID trust roots",
+      src: server.spireDevidCaFile,
+      dest: "/etc/spire/server/devid-ca.pem",
+      owner: "root",
+      group: "spire",
+      mode: "0640",
+      register: `${prefix}DevidCa`,
+      ...on,
+    }),
+    copy({
+      name: "server: EK CA certificates",
+      src: server.spireEndorsementCaFile,
+      dest: "/etc/spire/server/endorsement-ca.pem",
+      owner: "root",
+      group: "spire",
+      mode: "0640",
+      register: `${prefix}EkCa`,
+      ...on,
+    }),
+    template({
+      name: `server: ${SERVER_CONF} accepts tpm_devid (join_token while agents need it)`,
+      src: roleTemplate("spire-server", "server.conf.hbs"),
+      dest: SERVER_CONF,
+      owner: "root",
+      group: "spire",
+      mode: "0640",
+      vars: deferred((ctx) =>
+        done(ctx) ? conf(["tpm_devid"]) : conf(["join_token", "tpm_devid"]),
+      ),
+      register: `${prefix}Conf`,
+      ...on,
+    }),
+    withOptions(
+      healthGate(
+        "server: server.conf validates",
+        `spire-server validate -config ${SERVER_CONF} >/dev/null`,
+        1,
+      ),
+      { ...on, when: changed },
+    ),
+    systemd({
+      name: "server: restart spire-server",
+      unit: "spire-server",
+      state: "restarted",
+      when: changed,
+      ...on,
+    }),
+    withOptions(
+      healthGate(
+        "server: healthy",
+        `spire-server healthcheck -socketPath ${quote(server.spireServerSocket)} >/dev/null 2>&1`,
+        30,
+        "spire-server",
+      ),
+      on,
+    ),
+  ];
+}
+
+/** True once this run has backed the agent up: only then is there anything to restore. */
+const backedUp = (ctx: TaskContext) =>
+  ctx.registered.agentBackup?.failed === false && !ctx.registered.agentBackup.skipped;
+
+/** True when this host's agent already runs tpm_devid (read before anything is touched). */
+const migrated = (ctx: TaskContext) => ctx.registered.agentAttestor?.rc === 0;
+
+function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
+  const agent = roleVars<AgentVars>(SpireAgentVars, vars);
+  const server = agent.spireServerHost;
+  const cn = text(vars.devidCommonName);
+  if (cn === "") throw roleVarsError("sprint 3", `host ${host} has no "devidCommonName"`);
+  const probeUser = text(vars.spireWorkloadProbeUser, "root");
+  const alias = `spiffe://${agent.trustDomain}/host/${host}`;
+  const selector = `tpm_devid:subject:cn:${cn}`;
+  const socket = quote(agent.spireAgentSocket);
+  const devidConf = agentConfView({ ...agent, spireAgentAttestor: "tpm_devid" });
+  const data = agent.spireAgentDataDir;
+  const fetchSvid = `runuser -u ${quote(probeUser)} -- spire-agent api fetch x509 -socketPath ${socket} >/dev/null`;
+
+  const gates: Task[] = [
+    x509({
+      name: `gate: DevID certificate valid for more than ${days(vars)} days`,
+      path: agent.devidCertPath,
+      minDaysLeft: days(vars),
+    }),
+    command({
+      name: "gate: DevID key blobs in place",
+      shell: `test -s ${quote(agent.devidPrivPath)} && test -s ${quote(agent.devidPubPath)}`,
+      checkMode: false,
+      changedWhen: () => false,
+    }),
+    command({
+      name: `server: node alias ${alias} for ${selector}`,
+      shell:
+        `if spire-server entry show -socketPath ${quote(agent.spireServerSocket)} -spiffeID ${quote(alias)} -selector ${quote(selector)} -output json | grep -q '"id"'; then exit 0; fi; ` +
+        `spire-server entry create -socketPath ${quote(agent.spireServerSocket)} -node -spiffeID ${quote(alias)} -selector ${quote(selector)} >/dev/null && echo created`,
+      delegateTo: server,
+      changedWhen: (r) => String(r.stdout).includes("created"),
+    }),
+    command({
+      name: `backup: agent config, unit and data to ${BACKUP}`,
+      shell: `rm -rf ${BACKUP} && mkdir -p ${BACKUP} && cp -a /etc/spire/agent ${BACKUP}/etc && cp -a ${AGENT_UNIT} ${BACKUP}/unit && cp -a ${quote(data)} ${BACKUP}/data`,
+      register: "agentBackup",
+      changedWhen: () => true,
+    }),
+    command({
+      name: `agent: the server's trust bundle (from ${server})`,
+      argv: ["spire-server", "bundle", "show", "-socketPath", agent.spireServerSocket],
+      delegateTo: server,
+      register: "migrationBundle",
+      checkMode: false,
+      changedWhen: () => false,
+    }),
+    copy({
+      name: `agent: ${BUNDLE}`,
+      dest: BUNDLE,
+      content: deferred((ctx) => text(ctx.registered.migrationBundle?.stdout, "(bundle)\n")),
+      owner: "root",
+      group: "root",
+      mode: "0644",
+    }),
+    template({
+      name: `agent: ${AGENT_CONF} attests with tpm_devid`,
+      src: roleTemplate("spire-agent", "agent.conf.hbs"),
+      dest: AGENT_CONF,
+      owner: "root",
+      group: "root",
+      mode: "0640",
+      vars: devidConf,
+    }),
+    template({
+      name: `agent: ${AGENT_UNIT} reaches the TPM`,
+      src: roleTemplate("spire-agent", "spire-agent.service.hbs"),
+      dest: AGENT_UNIT,
+      mode: "0644",
+      vars: { configPath: AGENT_CONF, tpmTcti: agent.tpmTcti },
+    }),
+    file({
+      name: "agent: cached join_token state removed (or the agent never re-attests)",
+      path: `${data}/agent-data.json`,
+      state: "absent",
+    }),
+    systemd({
+      name: "agent: restart spire-agent",
+      unit: "spire-agent",
+      state: "restarted",
+      daemonReload: true,
+    }),
+    withOptions(agentHealth(agent), { name: "gate: agent healthy" }),
+    command({
+      name: `gate: the server lists a tpm_devid agent for ${cn}`,
+      argv: [
+        "spire-server",
+        "agent",
+        "list",
+        "-socketPath",
+        agent.spireServerSocket,
+        "-selector",
+        selector,
+        "-output",
+        "json",
+      ],
+      delegateTo: server,
+      retries: 15,
+      delay: 2,
+      until: (r) => r.rc === 0 && String(r.stdout).includes('"tpm_devid"'),
+      changedWhen: () => false,
+    }),
+    command({
+      name: `gate: a workload (${probeUser}) still gets an X509-SVID`,
+      shell: fetchSvid,
+      retries: 15,
+      delay: 2,
+      changedWhen: () => false,
+    }),
+  ];
+
+  const rollback: Task[] = [
+    command({
+      name: "rollback: restore agent config, unit and data",
+      shell: `rm -rf /etc/spire/agent ${quote(data)} && cp -a ${BACKUP}/etc /etc/spire/agent && cp -a ${BACKUP}/unit ${AGENT_UNIT} && cp -a ${BACKUP}/data ${quote(data)} && echo restored`,
+      when: backedUp,
+      changedWhen: (r) => String(r.stdout).includes("restored"),
+    }),
+    systemd({
+      name: "rollback: restart spire-agent",
+      unit: "spire-agent",
+      state: "restarted",
+      daemonReload: true,
+      when: backedUp,
+    }),
+    withOptions(agentHealth(agent), { name: "rollback: agent healthy on join_token" }),
+    command({
+      name: "rollback: join_token attestation serves workloads again",
+      shell: `grep -q 'NodeAttestor "join_token"' ${AGENT_CONF} && ${fetchSvid}`,
+      retries: 15,
+      delay: 2,
+      changedWhen: () => false,
+    }),
+    assert({
+      name: "rollback: this host failed its migration",
+      that: () => false,
+      msg: deferred((ctx: TaskContext) =>
+        ctx.failure.kind === "failed"
+          ? `migration of ${host} failed at "${ctx.failure.task}": ${ctx.failure.error.slice(-1500)}; rolled back to join_token`
+          : `migration of ${host} failed; rolled back to join_token`,
+      ),
+    }),
+  ];
+
+  return [
+    command({
+      name: "agent: does it already attest with tpm_devid",
+      shell: `grep -q 'NodeAttestor "tpm_devid"' ${AGENT_CONF}`,
+      register: "agentAttestor",
+      checkMode: false,
+      failedWhen: () => false,
+      changedWhen: () => false,
+    }),
+    block({
+      name: `migrate ${host} to tpm_devid, or roll back`,
+      when: (ctx) => !migrated(ctx),
+      tasks: gates,
+      rescue: rollback,
+    }),
+  ];
+}
+
+/** Once every agent the server lists has moved: evict the old agents, drop join_token. */
+function retireJoinToken(vars: Record<string, unknown>): Task[] {
+  const agent = roleVars<AgentVars>(SpireAgentVars, vars);
+  return [
+    ...serverLists(agent.spireServerHost, agent.spireServerSocket, "evict"),
+    command({
+      name: "server: evict join_token agents replaced by tpm_devid",
+      shell: deferred((ctx) => {
+        const s = registeredMigrationState(ctx, "evictAgents", "evictEntries");
+        return (s?.staleJoinTokenAgents ?? [])
+          .map(
+            (id) =>
+              `spire-server agent evict -socketPath ${quote(agent.spireServerSocket)} -spiffeID ${quote(id)} >/dev/null`,
+          )
+          .join(" && ");
+      }),
+      delegateTo: agent.spireServerHost,
+      runOnce: true,
+      when: (ctx) => {
+        const s = registeredMigrationState(ctx, "evictAgents", "evictEntries");
+        return s?.allMigrated === true && s.staleJoinTokenAgents.length > 0;
+      },
+      changedWhen: () => true,
+    }),
+    ...serverAttestors(vars, "final"),
+  ];
+}
+
+export default definePlaybook("Sprint 3: agents move to tpm_devid", [
+  play(AGENT_HOSTS, {
+    name: "SPIRE server accepts tpm_devid",
+    tasks: (vars) => serverAttestors(vars, "initial"),
+  }),
+  play(AGENT_HOSTS, {
+    name: "SPIRE agents move to tpm_devid, one at a time",
+    migrates: true,
+    serial: 1,
+    maxFailPercentage: 0,
+    tasks: (vars, { host }) => migrateAgent(vars, host),
+  }),
+  play(AGENT_HOSTS, {
+    name: "join_token retired once every agent has moved",
+    tasks: (vars) => retireJoinToken(vars),
+  }),
+]);
