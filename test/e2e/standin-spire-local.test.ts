@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "../helpers/lab.js";
+import { ROOT, waitUntil } from "../helpers/lab.js";
 
 const TD = "funlab.casa";
 const dir = mkdtempSync(join(tmpdir(), "omens-spire-local-"));
@@ -40,15 +40,8 @@ function daemon(name: string, args: string[]) {
   return { child, log: () => log };
 }
 
-async function until<T>(what: string, probe: () => T | undefined, seconds = 30): Promise<T> {
-  const end = Date.now() + seconds * 1000;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const until = <T>(what: string, probe: () => T | undefined, seconds = 30) =>
+  waitUntil(what, probe, seconds, 250);
 
 const serverConf = `server {
   trust_domain = "${TD}"

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lab, ROOT, sshRun, type LabHost } from "../helpers/lab.js";
+import { lab, ROOT, sshRun, type LabHost, sshOk, sshPut, waitUntil } from "../helpers/lab.js";
 
 const TD = "funlab.casa";
 const SERVER_SOCK = "/run/spire/server/api.sock";
@@ -20,26 +20,11 @@ const CLEAN =
 
 const sh = sshRun;
 
-/** Runs a command that must succeed, returning its stdout. */
-function ok(host: LabHost, command: string, input?: string): string {
-  const r = sh(host, command, input);
-  if (r.code !== 0) throw new Error(`${host}: ${command} exited ${r.code}\n${r.err}${r.out}`);
-  return r.out;
-}
+const ok = sshOk;
+const put = sshPut;
 
-function put(host: LabHost, path: string, content: string, mode = "0644") {
-  ok(host, `mkdir -p "$(dirname ${path})" && cat > ${path} && chmod ${mode} ${path}`, content);
-}
-
-async function until<T>(what: string, probe: () => T | undefined, seconds = 30): Promise<T> {
-  const end = Date.now() + seconds * 1000;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+const until = <T>(what: string, probe: () => T | undefined, seconds = 30) =>
+  waitUntil(what, probe, seconds, 500);
 
 /** Journal lines of a unit's current invocation. */
 function journal(host: LabHost, unit: string): string {

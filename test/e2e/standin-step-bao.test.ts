@@ -7,7 +7,7 @@ import * as jose from "jose";
 import { execFileSync } from "node:child_process";
 import { webcrypto } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { lab, ROOT, sshRun, type LabHost } from "../helpers/lab.js";
+import { lab, ROOT, sshRun, type LabHost, sshOk, sshPut, waitUntil } from "../helpers/lab.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -20,25 +20,11 @@ const SUB = "spiffe://funlab.casa/workload/openbao";
 
 const sh = sshRun;
 
-function ok(host: LabHost, command: string, input?: string): string {
-  const r = sh(host, command, input);
-  if (r.code !== 0) throw new Error(`${host}: ${command} exited ${r.code}\n${r.err}${r.out}`);
-  return r.out;
-}
+const ok = sshOk;
+const put = sshPut;
 
-function put(host: LabHost, path: string, content: string, mode = "0644") {
-  ok(host, `mkdir -p "$(dirname ${path})" && cat > ${path} && chmod ${mode} ${path}`, content);
-}
-
-async function until<T>(what: string, probe: () => T | undefined, seconds = 30): Promise<T> {
-  const end = Date.now() + seconds * 1000;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
+const until = <T>(what: string, probe: () => T | undefined, seconds = 30) =>
+  waitUntil(what, probe, seconds, 300);
 
 /** Installs a release tarball from the lab's artifact server, checked against SHA256SUMS. */
 function install(host: LabHost, tarball: string, binaries: Record<string, string>) {

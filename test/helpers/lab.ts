@@ -72,6 +72,34 @@ export function sshRun(host: LabHost, command: string, input?: string): SshRun {
   return { code: r.status ?? -1, out: r.stdout, err: r.stderr };
 }
 
+/** Runs a command as root on a lab host that must succeed; returns its stdout. */
+export function sshOk(host: LabHost, command: string, input?: string): string {
+  const r = sshRun(host, command, input);
+  if (r.code !== 0) throw new Error(`${host}: ${command} exited ${r.code}\n${r.err}${r.out}`);
+  return r.out;
+}
+
+/** Writes a file on a lab host over SSH, making its folder, with the given mode. */
+export function sshPut(host: LabHost, path: string, content: string, mode = "0644"): void {
+  sshOk(host, `mkdir -p "$(dirname ${path})" && cat > ${path} && chmod ${mode} ${path}`, content);
+}
+
+/** Polls `probe` every `intervalMs` until it returns a value; gives up after `seconds`. */
+export async function waitUntil<T>(
+  what: string,
+  probe: () => T | undefined,
+  seconds = 30,
+  intervalMs = 500,
+): Promise<T> {
+  const end = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
 /** A path inside a lab host's root filesystem, as seen from the machine. */
 export function hostPath(host: LabHost, path: string): string {
   return join(lab().hosts[host].root, path);

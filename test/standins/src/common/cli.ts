@@ -1,3 +1,4 @@
+import { existsSync, unlinkSync } from "node:fs";
 // Go-style flag parsing (-flag value, -flag=value, --flag) and small process helpers.
 import http from "node:http";
 
@@ -129,4 +130,21 @@ export function parseKnownFlags(argv: string[], known: string[], bools: string[]
         1,
       );
   return f;
+}
+
+/** Closes listeners without waiting on open keep-alive connections, then removes the socket. */
+export async function closeServers(
+  servers: { close(done: () => void): unknown; closeAllConnections(): void }[],
+  socketPath: string,
+): Promise<void> {
+  await Promise.all(
+    servers.map(
+      (srv) =>
+        new Promise<void>((done) => {
+          srv.close(() => done());
+          srv.closeAllConnections();
+        }),
+    ),
+  );
+  if (existsSync(socketPath)) unlinkSync(socketPath);
 }

@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, unlinkSync } from "node
 import http from "node:http";
 import https from "node:https";
 import { dirname, join } from "node:path";
-import { log, readJson, reply } from "../common/cli.js";
+import { log, readJson, reply, closeServers } from "../common/cli.js";
 import { writeFileAtomic } from "../common/files.js";
 import {
   loadKeyPair,
@@ -137,17 +137,7 @@ export class Agent {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await Promise.all(
-      this.servers.map(
-        (srv) =>
-          new Promise<void>((done) => {
-            srv.close(() => done());
-            // Open keep-alive connections must not hold the shutdown up.
-            srv.closeAllConnections();
-          }),
-      ),
-    );
-    if (existsSync(this.s.socketPath)) unlinkSync(this.s.socketPath);
+    await closeServers(this.servers, this.s.socketPath);
   }
 
   // ---- Cache (agent-data.json in data_dir, keys.json in the KeyManager folder) ----

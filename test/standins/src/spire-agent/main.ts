@@ -48,15 +48,8 @@ async function main(argv: string[]): Promise<number> {
 
 // The daemon and the config parser load only when needed: the API commands start faster.
 async function config(f: Flags) {
-  const path = need(f, "config");
-  const { ConfigError } = await import("../common/hcl.js");
-  const { loadAgentConfig } = await import("../spire/config.js");
-  try {
-    return loadAgentConfig(path);
-  } catch (e) {
-    if (e instanceof ConfigError) fail(`could not parse configuration: ${e.message}`, 1);
-    throw e;
-  }
+  const { loadAgentConfig, loadOrFail } = await import("../spire/config.js");
+  return loadOrFail(need(f, "config"), loadAgentConfig);
 }
 
 async function run(argv: string[]): Promise<number> {

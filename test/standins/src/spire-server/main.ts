@@ -68,15 +68,8 @@ async function main(argv: string[]): Promise<number> {
 
 // The daemon and the config parser load only when needed: the API commands start faster.
 async function config(f: Flags) {
-  const path = need(f, "config");
-  const { ConfigError } = await import("../common/hcl.js");
-  const { loadServerConfig } = await import("../spire/config.js");
-  try {
-    return loadServerConfig(path);
-  } catch (e) {
-    if (e instanceof ConfigError) fail(`could not parse configuration: ${e.message}`, 1);
-    throw e;
-  }
+  const { loadServerConfig, loadOrFail } = await import("../spire/config.js");
+  return loadOrFail(need(f, "config"), loadServerConfig);
 }
 
 async function run(argv: string[]): Promise<number> {

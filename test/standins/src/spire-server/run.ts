@@ -6,7 +6,7 @@ import http from "node:http";
 import https from "node:https";
 import type { TLSSocket } from "node:tls";
 import { dirname } from "node:path";
-import { ApiError, log, readJson, reply } from "../common/cli.js";
+import { ApiError, log, readJson, reply, closeServers } from "../common/cli.js";
 import { parseDuration } from "../common/hcl.js";
 import { csrPublicKey, issueCert, newKeyPair, uriSans, type KeyPair } from "../common/pki.js";
 import type { ServerConfig } from "../spire/config.js";
@@ -125,17 +125,7 @@ export class Server {
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await Promise.all(
-      this.servers.map(
-        (srv) =>
-          new Promise<void>((done) => {
-            srv.close(() => done());
-            // Open keep-alive connections must not hold the shutdown up.
-            srv.closeAllConnections();
-          }),
-      ),
-    );
-    if (existsSync(this.s.socketPath)) unlinkSync(this.s.socketPath);
+    await closeServers(this.servers, this.s.socketPath);
   }
 
   private async tick() {

@@ -1,4 +1,5 @@
 // server.conf and agent.conf schemas of SPIRE 1.14.1, decoded strictly (unknown keys fail).
+import { fail } from "../common/cli.js";
 import { readFileSync } from "node:fs";
 import {
   B,
@@ -319,3 +320,13 @@ function checkAgent(conf: Conf) {
 
 export type ServerConfig = ReturnType<typeof loadServerConfig>;
 export type AgentConfig = ReturnType<typeof loadAgentConfig>;
+
+/** Loads a config the way the CLI does: a config error ends the command with SPIRE's message. */
+export function loadOrFail<T>(path: string, load: (path: string) => T): T {
+  try {
+    return load(path);
+  } catch (e) {
+    if (e instanceof ConfigError) fail(`could not parse configuration: ${e.message}`, 1);
+    throw e;
+  }
+}
