@@ -10,6 +10,7 @@ import {
 import { quote } from "../../engine/shell.js";
 import { healthGate } from "../common/gates.js";
 import { stepCertificate, stepRoot, stepSigner } from "../common/step-cert.js";
+import { Port } from "../common/schema.js";
 
 const SITE = "/etc/nginx/sites-available/omens-jwks.conf";
 const CANDIDATE_DIR = "/etc/nginx/omens-candidate";
@@ -23,8 +24,8 @@ export const NginxJwksVars = Type.Object(
     jwksDnsNames: Type.Array(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9.-]*$" }), {
       minItems: 1,
     }),
-    jwksPort: Type.Integer({ default: 8444, minimum: 1, maximum: 65535 }),
-    spireBundleEndpointPort: Type.Integer({ default: 8443, minimum: 1, maximum: 65535 }),
+    jwksPort: Port(8444),
+    spireBundleEndpointPort: Port(8443),
     stepCaHost: Type.String({ default: "ca" }),
     stepCaPort: Type.Integer({ default: 9000 }),
   },

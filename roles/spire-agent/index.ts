@@ -17,6 +17,7 @@ import { quote } from "../../engine/shell.js";
 import { healthGate, neededStdout } from "../common/gates.js";
 import { installRelease, Release } from "../common/release.js";
 import { missingValueError } from "../common/errors.js";
+import { Port, SpireLogLevel } from "../common/schema.js";
 
 const CONFIG = "/etc/spire/agent/agent.conf";
 const BUNDLE = "/etc/spire/agent/bootstrap-bundle.pem";
@@ -29,7 +30,7 @@ export const SpireAgentVars = Type.Object(
     spireRelease: Release,
     /** The server's address as the agent dials it. */
     spireServerAddress: Type.String({ minLength: 1 }),
-    spireServerPort: Type.Integer({ default: 8081, minimum: 1, maximum: 65535 }),
+    spireServerPort: Port(8081),
     /** Inventory name of the SPIRE server host: join tokens and the bundle come from there. */
     spireServerHost: Type.String({ default: "spire", minLength: 1 }),
     spireServerSocket: Type.String({ default: "/run/spire/server/api.sock" }),
@@ -41,11 +42,8 @@ export const SpireAgentVars = Type.Object(
       pattern: "^/run/spire/agent/",
     }),
     spireAgentDataDir: Type.String({ default: "/var/lib/spire/agent", pattern: "^/" }),
-    spireAgentLogLevel: Type.Union(
-      [Type.Literal("DEBUG"), Type.Literal("INFO"), Type.Literal("WARN"), Type.Literal("ERROR")],
-      { default: "INFO" },
-    ),
-    spireAgentHealthPort: Type.Integer({ default: 8088, minimum: 1, maximum: 65535 }),
+    spireAgentLogLevel: SpireLogLevel,
+    spireAgentHealthPort: Port(8088),
     /** Lifetime of a join token in seconds: it is used once, right after it is made. */
     spireJoinTokenTtl: Type.Integer({ default: 600, minimum: 60 }),
     devidCertPath: Type.String({ default: "/var/lib/tpm2-devid/devid.crt" }),

@@ -14,6 +14,7 @@ import { healthGate } from "../common/gates.js";
 import { installRelease, Release } from "../common/release.js";
 import { Entry, spireEntries } from "./entries.js";
 import { roleVarsError } from "../common/errors.js";
+import { Port, SpireLogLevel } from "../common/schema.js";
 
 export { Entry, spireEntries } from "./entries.js";
 
@@ -26,18 +27,15 @@ export const SpireServerVars = Type.Object(
     /** The SPIRE release tarball (spire-<v>-linux-amd64-musl.tar.gz), pinned by sha256. */
     spireRelease: Release,
     spireServerBindAddress: Type.String({ default: "0.0.0.0" }),
-    spireServerPort: Type.Integer({ default: 8081, minimum: 1, maximum: 65535 }),
+    spireServerPort: Port(8081),
     /** The server API socket; every CLI call passes it with -socketPath. */
     spireServerSocket: Type.String({
       default: "/run/spire/server/api.sock",
       pattern: "^/run/spire/server/",
     }),
     spireServerDataDir: Type.String({ default: "/var/lib/spire/server", pattern: "^/" }),
-    spireServerLogLevel: Type.Union(
-      [Type.Literal("DEBUG"), Type.Literal("INFO"), Type.Literal("WARN"), Type.Literal("ERROR")],
-      { default: "INFO" },
-    ),
-    spireServerHealthPort: Type.Integer({ default: 8080, minimum: 1, maximum: 65535 }),
+    spireServerLogLevel: SpireLogLevel,
+    spireServerHealthPort: Port(8080),
     /** Node attestors the server accepts; join_token and tpm_devid may run side by side. */
     spireNodeAttestors: Type.Array(
       Type.Union([Type.Literal("join_token"), Type.Literal("tpm_devid")]),
@@ -60,7 +58,7 @@ export const SpireServerVars = Type.Object(
     /** The `iss` claim of JWT-SVIDs; OpenBao's bound_issuer must equal it. Empty: no issuer. */
     spireJwtIssuer: Type.String({ default: "" }),
     spireBundleEndpointAddress: Type.String({ default: "127.0.0.1" }),
-    spireBundleEndpointPort: Type.Integer({ default: 8443, minimum: 1, maximum: 65535 }),
+    spireBundleEndpointPort: Port(8443),
     /** Registration entries, converged: created when missing, updated when different. */
     spireEntries: Type.Array(Entry, { default: [] }),
   },

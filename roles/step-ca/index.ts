@@ -18,6 +18,7 @@ import { healthGate, registeredStdout } from "../common/gates.js";
 import { installRelease, Release } from "../common/release.js";
 import { STEP_CA_PATHS } from "../common/step-cert.js";
 import { missingValueError, roleVarsError } from "../common/errors.js";
+import { Port } from "../common/schema.js";
 
 const Duration = Type.String({ pattern: "^([0-9]+(h|m|s))+$" });
 
@@ -53,7 +54,7 @@ export const StepCaVars = Type.Object(
     stepCaRelease: Release,
     /** The step CLI: health checks and signing on the CA host. */
     stepRelease: Release,
-    stepCaPort: Type.Integer({ default: 9000, minimum: 1, maximum: 65535 }),
+    stepCaPort: Port(9000),
     /** Names and addresses the CA's own TLS certificate covers (127.0.0.1 is always added). */
     stepCaDnsNames: Type.Array(Type.String({ pattern: "^[A-Za-z0-9][A-Za-z0-9.-]*$" }), {
       minItems: 1,
