@@ -1,5 +1,4 @@
 import { fileURLToPath } from "node:url";
-import { Value } from "@sinclair/typebox/value";
 import {
   assert,
   block,
@@ -14,10 +13,10 @@ import {
   x509,
   type Task,
   type TaskContext,
-  type TaskOptions,
   type Step,
 } from "../engine/index.js";
 import { quote } from "../engine/shell.js";
+import { roleVars, withOptions } from "../roles/common/compose.js";
 import { roleVarsError } from "../roles/common/errors.js";
 import { healthGate } from "../roles/common/gates.js";
 import { agentConfView, agentHealth, SpireAgentVars } from "../roles/spire-agent/index.js";
@@ -46,19 +45,7 @@ const BACKUP = "/var/backups/spire-agent.join_token";
 const roleTemplate = (role: string, name: string) =>
   fileURLToPath(new URL(`../roles/${role}/templates/${name}`, import.meta.url));
 
-type AgentVars = (typeof SpireAgentVars)["static"];
 type ServerVars = (typeof SpireServerVars)["static"];
-
-/** A task built by a role helper, with more task options (a name, a delegate, a condition). */
-function withOptions(task: Task, options: TaskOptions): Task {
-  return { ...task, options: { ...task.options, ...options } };
-}
-
-/** The role's variables with its defaults, from the host's merged variables. */
-function roleVars<T>(schema: typeof SpireAgentVars | typeof SpireServerVars, vars: object): T {
-  const copy = Value.Clean(schema, structuredClone({ ...vars }));
-  return Value.Default(schema, copy) as T;
-}
 
 const text = (v: unknown, fallback = "") => (typeof v === "string" ? v : fallback);
 const days = (vars: Record<string, unknown>) =>
@@ -92,7 +79,7 @@ function serverLists(server: string, socket: string, prefix: string): Task[] {
  * agent still depends on it. Written on the server host, validated, restarted once, gated.
  */
 function serverAttestors(vars: Record<string, unknown>, prefix: string): Task[] {
-  const server = roleVars<ServerVars>(SpireServerVars, vars);
+  const server = roleVars(SpireServerVars, vars);
   const host = text(vars.spireServerHost, "spire");
   const done = (ctx: TaskContext) =>
     registeredMigrationState(ctx, `${prefix}Agents`, `${prefix}Entries`)?.allMigrated === true;
@@ -178,7 +165,7 @@ const backedUp = (ctx: TaskContext) =>
 const migrated = (ctx: TaskContext) => ctx.registered.agentAttestor?.rc === 0;
 
 function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
-  const agent = roleVars<AgentVars>(SpireAgentVars, vars);
+  const agent = roleVars(SpireAgentVars, vars);
   const server = agent.spireServerHost;
   const cn = text(vars.devidCommonName);
   if (cn === "") throw roleVarsError("sprint 3", `host ${host} has no "devidCommonName"`);
@@ -341,7 +328,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
 
 /** Once every agent the server lists has moved: evict the old agents, drop join_token. */
 function retireJoinToken(vars: Record<string, unknown>): Task[] {
-  const agent = roleVars<AgentVars>(SpireAgentVars, vars);
+  const agent = roleVars(SpireAgentVars, vars);
   return [
     ...serverLists(agent.spireServerHost, agent.spireServerSocket, "evict"),
     command({
