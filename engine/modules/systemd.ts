@@ -10,7 +10,10 @@ export interface SystemdArgs {
   unit: string;
   state?: "started" | "stopped" | "restarted" | "reloaded";
   enabled?: boolean;
-  /** Reload systemd's view of unit files first, when they changed on disk. */
+  /**
+   * Reload systemd's view of unit files first, when they changed on disk: the unit file, or its
+   * drop-ins (a drop-in added or removed since the last reload counts too).
+   */
   daemonReload?: boolean;
 }
 
@@ -62,10 +65,14 @@ export const systemdModule: ModuleDefinition<Valid, UnitFacts> = {
   },
   label: (args) => `systemd ${args.unit}${args.state ? ` ${args.state}` : ""}`,
   async facts(args, reader, ctx) {
-    const line = `systemctl show -p LoadState -p ActiveState -p UnitFileState -p NeedDaemonReload -- ${quote(args.unit)}`;
+    const unit = quote(args.unit);
+    const dirs = DROP_IN_ROOTS.map((root) => `${root}/${quote(unitFileName(args.unit))}.d/*.conf`);
+    const line =
+      `systemctl show -p LoadState -p ActiveState -p UnitFileState -p NeedDaemonReload -p DropInPaths -- ${unit} && ` +
+      `printf 'DropInsOnDisk=' && for f in ${dirs.join(" ")}; do if [ -e "$f" ]; then printf '%s ' "$f"; fi; done && echo`;
     const result = await reader.probe(line);
     if (result.rc !== 0) throw commandError("reading unit state", line, result, ctx.where);
-    return parseShow(result.stdout.toString("utf8"));
+    return parseShow(result.stdout.toString("utf8"), args.unit);
   },
   plan(args, facts) {
     const steps: { op: Op; why: string }[] = [];
@@ -84,15 +91,34 @@ export const systemdModule: ModuleDefinition<Valid, UnitFacts> = {
   },
 };
 
-function parseShow(text: string): UnitFacts {
+/**
+ * Folders whose `<unit>.d/*.conf` drop-ins are compared with the ones systemd loaded: systemd 252
+ * says NeedDaemonReload=no for a drop-in folder made after the last reload.
+ */
+const DROP_IN_ROOTS = ["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system"];
+
+const UNIT_TYPES = /\.(service|socket|device|mount|automount|swap|target|path|timer|slice|scope)$/;
+
+/** The unit's file name: systemctl takes "spire-agent" for "spire-agent.service". */
+function unitFileName(unit: string): string {
+  return UNIT_TYPES.test(unit) ? unit : `${unit}.service`;
+}
+
+/** `systemctl show` output plus the drop-ins on disk, as facts. */
+export function parseShow(text: string, unit: string): UnitFacts {
   const props = new Map(
     text.split("\n").map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
   );
+  const words = (key: string) => new Set((props.get(key) ?? "").split(/\s+/).filter(Boolean));
+  const own = DROP_IN_ROOTS.map((root) => `${root}/${unitFileName(unit)}.d/`);
+  const loaded = [...words("DropInPaths")].filter((p) => own.some((dir) => p.startsWith(dir)));
+  const onDisk = words("DropInsOnDisk");
+  const dropInsMoved = loaded.length !== onDisk.size || loaded.some((p) => !onDisk.has(p));
   return {
     loadState: props.get("LoadState") ?? "",
     activeState: props.get("ActiveState") ?? "",
     unitFileState: props.get("UnitFileState") ?? "",
-    needDaemonReload: props.get("NeedDaemonReload") === "yes",
+    needDaemonReload: props.get("NeedDaemonReload") === "yes" || dropInsMoved,
   };
 }
 
