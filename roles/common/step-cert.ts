@@ -45,6 +45,10 @@ export interface StepCertificate {
   /** `--not-after` for `step ca sign` (else the provisioner's default duration). */
   notAfter?: string;
   notify?: HandlerRef[];
+  /** Registers the install task's result under this name (changed = a new certificate). */
+  register?: string;
+  /** Before a new certificate is installed, the current one is copied here (mode kept). */
+  backupTo?: string;
 }
 
 /** A key held in the TPM at a persistent handle, used through the tpm2 OpenSSL provider. */
@@ -93,6 +97,16 @@ export function stepCertificate(spec: StepCertificate): Task[] {
         reason: "runs only when the probe says a certificate is due",
       },
     }),
+    ...(spec.backupTo
+      ? [
+          command({
+            name: `${spec.label}: the current certificate kept at ${spec.backupTo}`,
+            shell: `if [ -f ${quote(spec.certPath)} ]; then cp -p ${quote(spec.certPath)} ${quote(spec.backupTo)}; fi`,
+            when: issue,
+            changedWhen: () => true,
+          }),
+        ]
+      : []),
     copy({
       name: `${spec.label}: ${spec.certPath} is installed`,
       dest: spec.certPath,
@@ -104,6 +118,7 @@ export function stepCertificate(spec: StepCertificate): Task[] {
       mode: spec.mode,
       when: renew,
       ...(spec.notify ? { notify: spec.notify } : {}),
+      ...(spec.register ? { register: spec.register } : {}),
     }),
   ];
 }

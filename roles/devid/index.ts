@@ -8,7 +8,7 @@ import {
   type Task,
 } from "../../engine/index.js";
 import { quote } from "../../engine/shell.js";
-import { stepCertificate, stepSigner } from "../common/step-cert.js";
+import { stepCertificate, stepSigner, type StepCertificate } from "../common/step-cert.js";
 
 /** Owner-hierarchy ECC SRK, the TCG high-range template SPIRE re-creates on every attestation. */
 const SRK_ATTRIBUTES =
@@ -32,7 +32,8 @@ export const DevidVars = Type.Object(
   },
   { additionalProperties: false },
 );
-type Vars = Static<typeof DevidVars>;
+export type DevidVars = Static<typeof DevidVars>;
+type Vars = DevidVars;
 
 /**
  * Gives the host a TPM-held DevID: an ECC P-256 signing key under the owner-hierarchy SRK
@@ -60,7 +61,7 @@ export const devid = defineRole("devid", {
       checkMode: false,
       changedWhen: () => false,
     }),
-    ...certificate(vars),
+    ...devidCertificate(vars),
   ],
 });
 
@@ -109,8 +110,17 @@ function sameKeyScript(vars: Vars): string {
   ].join("\n");
 }
 
-function certificate(vars: Vars): Task[] {
+/**
+ * The DevID certificate's tasks: re-issued for the same TPM key only when it is missing, within
+ * `devidRenewDays` of expiry, for another key or another name. `extra` lets a playbook see the
+ * install (its registered result) and keep the certificate it replaces.
+ */
+export function devidCertificate(
+  vars: Vars,
+  extra: Pick<StepCertificate, "register" | "backupTo"> = {},
+): Task[] {
   return stepCertificate({
+    ...extra,
     id: "devid",
     label: "devid",
     signer: stepSigner(vars.stepCaHost, vars.stepCaPort, vars.devidProvisioner),

@@ -1,0 +1,163 @@
+import {
+  assert,
+  block,
+  command,
+  deferred,
+  systemd,
+  x509,
+  type CertFacts,
+  type Step,
+  type TaskContext,
+} from "../../engine/index.js";
+import { quote } from "../../engine/shell.js";
+import { roleVars, withOptions } from "../common/compose.js";
+import { agentHealth, SpireAgentVars } from "../spire-agent/index.js";
+import { DEVID_CHECK_UNIT } from "./check.js";
+import { devidCertificate, DevidVars } from "./index.js";
+
+/** The agent ID a tpm_devid agent gets: the SHA-1 of its DevID leaf (domain-reference §0.6). */
+export function devidAgentId(trustDomain: string, sha1: string): string {
+  return `spiffe://${trustDomain}/spire/agent/tpm_devid/${sha1.toLowerCase()}`;
+}
+
+/** The certificate facts an `x509` task registered, if it ran and read one. */
+function certOf(ctx: TaskContext, name: string): CertFacts | undefined {
+  const result = ctx.registered[name];
+  if (!result || result.skipped || result.failed) return undefined;
+  return (result as { cert?: CertFacts }).cert;
+}
+
+/**
+ * DevID rotation for one host. The certificate's days left are read first; a certificate within
+ * `devidRenewDays` of expiry (or for another key or name) is re-issued by step-ca for the same
+ * TPM key and installed atomically, the old one kept beside it. On a host whose agent attests
+ * with tpm_devid the agent must attest again with the new certificate: its cached state goes,
+ * it restarts, and three gates follow (agent healthy, the server lists the new agent ID, a
+ * workload still gets an SVID); then the agent ID of the old certificate is evicted. When a
+ * gate fails, the old certificate comes back, the agent restarts on it, and the host fails.
+ * Outside the window nothing is written and nothing restarts.
+ */
+export function devidRotation(hostVars: Record<string, unknown>, host: string): Step[] {
+  const devid = roleVars(DevidVars, hostVars);
+  const agent = roleVars(SpireAgentVars, hostVars);
+  const cert = `${devid.devidDir}/devid.crt`;
+  const previous = `${cert}.previous`;
+  const data = agent.spireAgentDataDir;
+  const conf = "/etc/spire/agent/agent.conf";
+  const probeUser =
+    typeof hostVars.spireWorkloadProbeUser === "string" ? hostVars.spireWorkloadProbeUser : "root";
+  const fetchSvid = `runuser -u ${quote(probeUser)} -- spire-agent api fetch x509 -socketPath ${quote(agent.spireAgentSocket)} >/dev/null`;
+  const renewed = (ctx: TaskContext) => ctx.registered.devidInstalled?.changed === true;
+  const onDevid = (ctx: TaskContext) => ctx.registered.devidAgentAttestor?.rc === 0;
+  const newId = (ctx: TaskContext) => {
+    const after = certOf(ctx, "devidAfter");
+    return after ? devidAgentId(agent.trustDomain, after.sha1) : "(the new agent ID)";
+  };
+  const oldId = (ctx: TaskContext) => {
+    const before = certOf(ctx, "devidBefore");
+    return before ? devidAgentId(agent.trustDomain, before.sha1) : undefined;
+  };
+  const server = agent.spireServerHost;
+  const serverSocket = quote(agent.spireServerSocket);
+
+  const reattest: Step[] = [
+    x509({
+      name: `devid: the new certificate at ${cert}`,
+      path: cert,
+      register: "devidAfter",
+      checkMode: false,
+      when: (ctx) => !ctx.check,
+    }),
+    command({
+      name: "agent: cached state removed, so it attests with the new DevID",
+      shell: `rm -f ${quote(`${data}/agent-data.json`)}`,
+      changedWhen: () => true,
+    }),
+    systemd({ name: "agent: restart spire-agent", unit: "spire-agent", state: "restarted" }),
+    withOptions(agentHealth(agent), { name: "gate: agent healthy" }),
+    command({
+      name: "gate: the server lists the agent of the new DevID",
+      argv: deferred((ctx) => [
+        "spire-server",
+        "agent",
+        "show",
+        "-socketPath",
+        agent.spireServerSocket,
+        "-spiffeID",
+        newId(ctx),
+      ]),
+      delegateTo: server,
+      retries: 15,
+      delay: 2,
+      changedWhen: () => false,
+    }),
+    command({
+      name: `gate: a workload (${probeUser}) still gets an X509-SVID`,
+      shell: fetchSvid,
+      retries: 15,
+      delay: 2,
+      changedWhen: () => false,
+    }),
+    command({
+      name: "server: evict the agent of the replaced DevID",
+      shell: deferred((ctx) => {
+        const id = oldId(ctx);
+        return `if spire-server agent show -socketPath ${serverSocket} -spiffeID ${quote(id ?? "")} >/dev/null 2>&1; then spire-server agent evict -socketPath ${serverSocket} -spiffeID ${quote(id ?? "")} >/dev/null && echo evicted; fi`;
+      }),
+      delegateTo: server,
+      when: (ctx) => {
+        const id = oldId(ctx);
+        return id !== undefined && id !== newId(ctx);
+      },
+      changedWhen: (r) => String(r.stdout).includes("evicted"),
+    }),
+  ];
+
+  const putBack: Step[] = [
+    command({
+      name: `rollback: ${previous} back in place`,
+      shell: `cp -p ${quote(previous)} ${quote(`${cert}.restore`)} && mv ${quote(`${cert}.restore`)} ${quote(cert)} && rm -f ${quote(`${data}/agent-data.json`)} && echo restored`,
+      changedWhen: (r) => String(r.stdout).includes("restored"),
+    }),
+    systemd({ name: "rollback: restart spire-agent", unit: "spire-agent", state: "restarted" }),
+    withOptions(agentHealth(agent), { name: "rollback: agent healthy on the previous DevID" }),
+    assert({
+      name: "rollback: this host's DevID rotation failed",
+      that: () => false,
+      msg: deferred((ctx: TaskContext) =>
+        ctx.failure.kind === "failed"
+          ? `DevID rotation on ${host} failed at "${ctx.failure.task}": ${ctx.failure.error.slice(-1500)}; the previous certificate is back in place`
+          : `DevID rotation on ${host} failed; the previous certificate is back in place`,
+      ),
+    }),
+  ];
+
+  return [
+    x509({
+      name: `devid: days left on ${cert}`,
+      path: cert,
+      register: "devidBefore",
+    }),
+    command({
+      name: "agent: does it attest with tpm_devid",
+      shell: `grep -q 'NodeAttestor "tpm_devid"' ${quote(conf)}`,
+      register: "devidAgentAttestor",
+      checkMode: false,
+      failedWhen: () => false,
+      changedWhen: () => false,
+    }),
+    ...devidCertificate(devid, { register: "devidInstalled", backupTo: previous }),
+    block({
+      name: `${host}'s agent attests with the new DevID, or the old one comes back`,
+      when: (ctx) => renewed(ctx) && onDevid(ctx),
+      tasks: reattest,
+      rescue: putBack,
+    }),
+    command({
+      name: "devid: the renewal check's status follows the new certificate",
+      shell: `if systemctl cat ${DEVID_CHECK_UNIT}.service >/dev/null 2>&1; then systemctl start ${DEVID_CHECK_UNIT}.service; fi`,
+      when: renewed,
+      changedWhen: () => false,
+    }),
+  ];
+}
