@@ -232,7 +232,12 @@ describe("omens-play lint: what the findings say", () => {
     expect(configFormat("/etc/spire/server/server.conf")).toBe("hcl");
     expect(configFormat("/etc/openbao/config.hcl")).toBe("hcl");
     expect(configFormat("/etc/step-ca/config/ca.json")).toBe("json");
+    expect(configFormat("/etc/spire/agent/agent.conf")).toBe("hcl");
     expect(configFormat("/etc/nginx/conf.d/jwks.conf")).toBeUndefined();
+    expect(configFormat("/etc/ssh/sshd_config.d/50-hardening.conf")).toBeUndefined();
+    expect(configFormat("/etc/systemd/system/spire-agent.service.d/50-hardening.conf")).toBe(
+      undefined,
+    );
     expect(configFormat("/etc/motd")).toBeUndefined();
   });
 });

@@ -132,8 +132,9 @@ function locateHelper(message: string, source: TemplateSource | undefined): Wher
 export function configFormat(dest: string): "hcl" | "json" | undefined {
   if (dest.endsWith(".json")) return "json";
   if (dest.endsWith(".hcl")) return "hcl";
-  // nginx also names its files .conf, in a syntax of its own that lint does not parse.
-  if (dest.endsWith(".conf") && !dest.startsWith("/etc/nginx/")) return "hcl";
+  // SPIRE names its HCL files .conf; other .conf files (nginx, sshd, systemd drop-ins, sysctl)
+  // each have a syntax of their own, which lint does not parse.
+  if (dest.endsWith(".conf") && dest.startsWith("/etc/spire/")) return "hcl";
   return undefined;
 }
 
