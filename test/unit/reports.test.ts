@@ -18,6 +18,8 @@ import { loadInventory } from "../../engine/inventory/load.js";
 import { capDetail, defaultDetail, judgeProbe } from "../../engine/modules/probe.js";
 import { plainRenderer } from "../../engine/output/plain.js";
 import { renderDrift, renderHealth } from "../../engine/output/report.js";
+import { main } from "../../engine/cli.js";
+import { Secret } from "../../engine/secret.js";
 import { writeReportFile } from "../../engine/report-file.js";
 import { exitCodeFor, preparePlaybook, runPlaybook } from "../../engine/runner/run.js";
 
@@ -386,5 +388,56 @@ describe("the report file", () => {
     writeReportFile(file, report);
     expect(JSON.parse(readFileSync(file, "utf8"))).toEqual(report);
     expect(execFileSync("ls", ["-A", dir], { encoding: "utf8" })).toBe("report.json\n");
+  });
+});
+
+describe("secrets in health details", () => {
+  it("are masked in the HEALTH table and in the report file", () => {
+    process.env.OMENS_REPORTS_TOKEN = "tok-7f3a9c2e51";
+    Secret.fromEnv("OMENS_REPORTS_TOKEN");
+    const rows = [row("auth", false, "login refused for tok-7f3a9c2e51")];
+    const lines: string[] = [];
+    const recap: OmensEvent = {
+      kind: "recap",
+      hosts: { auth: emptyCounts() },
+      check: false,
+      durationMs: 1,
+      health: rows,
+    };
+    plainRenderer(
+      { out: (l) => lines.push(l), err: () => undefined, color: false },
+      { showDiff: false },
+    )(recap);
+    const table = lines.join("\n");
+    expect(table).toContain("login refused for ********");
+    expect(table).not.toContain("tok-7f3a9c2e51");
+    const file = join(mkdtempSync(join(tmpdir(), "omens-report-")), "r.json");
+    writeReportFile(file, { playbook: "p", check: false, hosts: {}, health: rows, changes: [] });
+    expect(readFileSync(file, "utf8")).not.toContain("tok-7f3a9c2e51");
+  });
+});
+
+describe("--report on the command line", () => {
+  it("refuses a folder that does not exist before anything runs (exit 5)", async () => {
+    const errors: string[] = [];
+    const terminal = { out: () => undefined, err: (l: string) => errors.push(l), color: false };
+    const code = await main(
+      ["missing-playbook.ts", "--report", "/nonexistent/omens/r.json"],
+      terminal,
+    );
+    expect(code).toBe(5);
+    expect(errors.join("\n")).toContain(
+      "--report /nonexistent/omens/r.json: the folder /nonexistent/omens does not exist",
+    );
+  });
+
+  it("is described in the usage text with the new exit codes", async () => {
+    const out: string[] = [];
+    await main(["--help"], { out: (l) => out.push(l), err: () => undefined, color: false });
+    const usage = out.join("\n");
+    expect(usage).toContain("--fail-on-change");
+    expect(usage).toContain("--report FILE");
+    expect(usage).toContain("3 a health probe reported unhealthy");
+    expect(usage).toContain("6 changes found (with --check: drift");
   });
 });
