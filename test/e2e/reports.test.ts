@@ -209,6 +209,35 @@ describe("drift in check mode: a role's file differs on one host", () => {
   });
 });
 
+describe("probes under --check, and on an unreachable host", () => {
+  it("run under --check (exit 3) and the host is left as it was", async () => {
+    sshRoot("ca", "rm -rf /srv/omens-reports");
+    const run = await omensPlay([PROBES, "-i", inventory, "--check", "--json", "--limit", "ca"]);
+    expect(run.code, run.stderr).toBe(3);
+    const health = run.events.filter((e) => e.kind === "health");
+    expect(health.map((e) => `${String(e.component)}:${String(e.healthy)}`)).toEqual([
+      "sshd:true",
+      "marker:false",
+    ]);
+    expect(sshRoot("ca", "test -e /srv/omens-reports && echo there || echo absent")).toBe(
+      "absent\n",
+    );
+  });
+
+  it("lists an unreachable host's probes as unhealthy rows, and exits 4", async () => {
+    const closed = labInventoryFile({ hostSettings: { ca: "port: 1" } });
+    const retry = join(reportDir, "unreachable.retry");
+    const run = await omensPlay([PROBES, "-i", closed, "--json", "--retry-file", retry]);
+    expect(run.code, run.stderr).toBe(4);
+    const recap = run.events.findLast((e) => e.kind === "recap") as { health?: { host: string }[] };
+    expect(recap.health?.filter((r) => r.host === "ca")).toEqual([
+      { host: "ca", component: "sshd", check: "active", healthy: false, detail: "unreachable" },
+      { host: "ca", component: "marker", check: "present", healthy: false, detail: "unreachable" },
+    ]);
+    expect(run.recap.ca).toMatchObject({ unreachable: 1 });
+  });
+});
+
 describe("on a terminal (the live listr2 view, in tmux)", () => {
   const session = `omens-reports-${process.pid}`;
   const tmux = (...args: string[]) => execFileSync("tmux", args, { encoding: "utf8" });
