@@ -187,6 +187,25 @@ describe("a probe's health and detail", () => {
     });
   });
 
+  it("has typed callbacks and a typed registered result", () => {
+    const sshd = probe({
+      component: "sshd",
+      check: "active",
+      argv: ["systemctl", "is-active", "ssh"],
+      healthy: (r) => r.rc === 0 && r.stdout.trim() === "active",
+      detail: (r) => r.stderr,
+    });
+    const after = copy({
+      dest: "/tmp/x",
+      content: "x",
+      when: (ctx) => ctx.result(sshd)?.healthy === true && ctx.result(sshd)?.detail !== "",
+    });
+    expect(after.options.when).toBeTypeOf("function");
+    const misuse = { component: "c", check: "k", shell: "true" };
+    // @ts-expect-error the output has rc, stdout and stderr only
+    expect(probe({ ...misuse, healthy: (r) => r.code === 0 }).module).toBe("probe");
+  });
+
   it("keeps a detail to one line of at most 200 characters", () => {
     expect(capDetail("a\n  b")).toBe("a b");
     const long = capDetail("x".repeat(500));
