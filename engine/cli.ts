@@ -23,6 +23,7 @@ import {
   type StepAnswer,
 } from "./runner/run.js";
 import { parseTagList, tagSelector } from "./runner/tags.js";
+import { validateReportPath, writeReportFile } from "./report-file.js";
 import { maskSecrets } from "./secret.js";
 
 const USAGE = `usage: omens-play PLAYBOOK.ts [options]
@@ -43,10 +44,14 @@ const USAGE = `usage: omens-play PLAYBOOK.ts [options]
       --list-tasks       print each play's tasks and their tags, then stop (connects to none)
       --list-tags        print the tags the selected tasks use, then stop (connects to none)
       --retry-file FILE  where to list failed and unreachable hosts (default PLAYBOOK.retry)
+      --fail-on-change   exit 6 when a task changed (with --check: would change) and nothing worse
+      --report FILE      at the end, write the recap counts, probe health and changes as JSON
   -v, -vvv               show commands run (-v) and their output (-vvv)
   -h, --help             this text
 
-exit codes: 0 success, 2 a task failed, 4 a host was unreachable, 5 bad input or usage,
+exit codes: 0 success, 2 a task failed, 3 a health probe reported unhealthy,
+            4 a host was unreachable, 5 bad input or usage,
+            6 changes found (with --check: drift; only with --fail-on-change),
             1 internal error, 130 interrupted`;
 
 /** Parsed command line. */
@@ -67,6 +72,8 @@ export interface CliOptions {
   startAtTask?: string;
   step: boolean;
   retryFile?: string;
+  failOnChange: boolean;
+  reportFile?: string;
   verbosity: number;
 }
 
@@ -117,6 +124,8 @@ function parseCli(argv: string[]): CliOptions | "help" {
       "start-at-task": { type: "string" },
       step: { type: "boolean" },
       "retry-file": { type: "string" },
+      "fail-on-change": { type: "boolean" },
+      report: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -151,6 +160,8 @@ function parseCli(argv: string[]): CliOptions | "help" {
     ...(values["start-at-task"] ? { startAtTask: values["start-at-task"] } : {}),
     step: values.step ?? false,
     ...(values["retry-file"] ? { retryFile: resolve(values["retry-file"]) } : {}),
+    failOnChange: values["fail-on-change"] ?? false,
+    ...(values.report ? { reportFile: resolve(values.report) } : {}),
     verbosity,
   };
 }
@@ -170,6 +181,7 @@ async function play(
       "USAGE",
       "--step asks before each task, so it needs a terminal on standard input; run it interactively",
     );
+  if (options.reportFile) validateReportPath(options.reportFile);
   const inventory = loadInventory(options.inventory);
   const playbook = await loadPlaybook(options.playbook, importPlaybook);
   const select = tagSelector({
@@ -203,8 +215,10 @@ async function play(
       ...(options.step && terminal.ask ? { confirm: stepPrompt(terminal.ask) } : {}),
     });
     writeRetryFile(result, options, sink);
+    if (options.reportFile)
+      writeReport(options.reportFile, playbook.name, options.check, result, sink);
     if (options.verbosity >= 1) sink({ kind: "warning", message: statistics(result) });
-    return exitCodeFor(result);
+    return exitCodeFor(result, { failOnChange: options.failOnChange });
   } finally {
     process.off("SIGINT", onSigint);
     closeAnswers();
@@ -351,6 +365,25 @@ function writeRetryFile(result: RunResult, options: CliOptions, sink: EventSink)
     kind: "warning",
     message: `failed and unreachable hosts listed in ${file}; retry with --limit @${file}`,
   });
+}
+
+// The run has happened, so a report that cannot be written is a warning, not bad input.
+function writeReport(
+  file: string,
+  playbook: string,
+  check: boolean,
+  result: RunResult,
+  sink: EventSink,
+) {
+  const { hosts, health, changes } = result;
+  try {
+    writeReportFile(file, { playbook, check, hosts, health, changes });
+  } catch (error) {
+    sink({
+      kind: "warning",
+      message: `--report: cannot write ${file}: ${(error as Error).message}`,
+    });
+  }
 }
 
 function reportFatal(error: unknown, terminal: Terminal, verbosity: number): number {

@@ -31,6 +31,25 @@ export interface HostCounts {
   ignored: number;
 }
 
+/** One probe's outcome on one host, as the recap and the HEALTH table list it. */
+export interface HealthRow {
+  host: string;
+  component: string;
+  check: string;
+  healthy: boolean;
+  /** One line: the probe's own detail, the error that stopped it, or "unreachable". */
+  detail: string;
+}
+
+/** The tasks of one role (or of a play's own tasks) that changed on one host. */
+export interface ChangeRow {
+  host: string;
+  /** The role's name, or `play: <play name>` for tasks written directly in a play. */
+  role: string;
+  /** Task names, in the order they first changed (in check mode: would change). */
+  tasks: string[];
+}
+
 export type OmensEvent =
   | { kind: "run-start"; playbook: string; check: boolean; hosts: string[] }
   | { kind: "play-start"; play: string; hosts: string[]; batch?: { index: number; of: number } }
@@ -57,8 +76,21 @@ export type OmensEvent =
       ignored?: boolean;
       /** The task ran on the first host of the batch only (`runOnce`). */
       runOnce?: boolean;
+      /** The role the task comes from; tasks written directly in a play have none. */
+      role?: string;
       durationMs: number;
       check: boolean;
+    }
+  | {
+      kind: "health";
+      host: string;
+      component: string;
+      check: string;
+      healthy: boolean;
+      detail: string;
+      play: string;
+      task: string;
+      durationMs: number;
     }
   | {
       kind: "task-retry";
@@ -84,6 +116,10 @@ export type OmensEvent =
       durationMs: number;
       /** Hosts a stopped rollout never started on. */
       untouched?: string[];
+      /** Every probe's outcome, when any probe ran. */
+      health?: HealthRow[];
+      /** Per host and role, the tasks that changed (would change), when any did. */
+      changes?: ChangeRow[];
     };
 
 /** Anything that receives events. */

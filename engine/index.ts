@@ -45,6 +45,14 @@ export { stat, type StatArgs, type StatRegistered, type StatResult } from "./mod
 export { assert, type AssertArgs } from "./modules/assert.js";
 export { waitFor, type WaitForArgs } from "./modules/wait-for.js";
 export { ping } from "./modules/ping.js";
+export {
+  probe,
+  type ProbeArgs,
+  type ProbeOptions,
+  type ProbeOutput,
+  type ProbeResult,
+} from "./modules/probe.js";
+export type { ChangeRow, HealthRow } from "./events.js";
 export { tpmInfo, type TpmInfoArgs, type TpmInfo } from "./modules/tpm.js";
 export { x509, type X509Args, type CertFacts } from "./modules/x509.js";
 export { getUrl, type GetUrlArgs } from "./modules/get-url.js";

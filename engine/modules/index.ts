@@ -9,6 +9,7 @@ import { getUrlModule } from "./get-url.js";
 import { groupModule } from "./group.js";
 import { blockinfileModule, lineinfileModule } from "./lineinfile.js";
 import { pingModule } from "./ping.js";
+import { probeModule } from "./probe.js";
 import { statModule } from "./stat.js";
 import { systemdModule } from "./systemd.js";
 import { templateModule } from "./template.js";
@@ -33,6 +34,7 @@ const modules = new Map<string, AnyModule>(
     assertModule,
     waitForModule,
     pingModule,
+    probeModule,
     tpmInfoModule,
     x509Module,
     getUrlModule,

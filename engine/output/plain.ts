@@ -1,5 +1,6 @@
 import type { DiffEntry, EventSink, HostCounts, OmensEvent } from "../events.js";
 import { maskSecrets } from "../secret.js";
+import { renderDrift, renderHealth } from "./report.js";
 
 /** Where a renderer writes; stdout for results, stderr for warnings. */
 export interface Terminal {
@@ -64,7 +65,7 @@ export function plainRenderer(terminal: Terminal, options: { showDiff: boolean }
         renderRecap(event.hosts, event.check, event.durationMs, out, paint);
         if (event.untouched)
           out(`  untouched (the rollout stopped before them): ${event.untouched.join(", ")}`);
-        return undefined;
+        return renderReport(event, out, paint);
       default:
         return undefined;
     }
@@ -142,6 +143,16 @@ function renderRecap(
       `  ${paint(bad, host.padEnd(12))} ok=${c.ok} changed=${c.changed} failed=${c.failed} skipped=${c.skipped} unreachable=${c.unreachable} rescued=${c.rescued} ignored=${c.ignored}`,
     );
   }
+}
+
+/** After the recap: the HEALTH table when probes ran, and in check mode the DRIFT section. */
+function renderReport(
+  event: Extract<OmensEvent, { kind: "recap" }>,
+  out: (line: string) => void,
+  paint: (code: number, text: string) => string,
+) {
+  if (event.health) ["", ...renderHealth(event.health, paint)].forEach(out);
+  if (event.check) ["", ...renderDrift(Object.keys(event.hosts), event.changes ?? [])].forEach(out);
 }
 
 function indent(text: string, spaces: number): string {

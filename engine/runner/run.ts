@@ -1,5 +1,11 @@
 import picomatch from "picomatch";
-import { emptyCounts, type EventSink, type HostCounts } from "../events.js";
+import {
+  emptyCounts,
+  type ChangeRow,
+  type EventSink,
+  type HealthRow,
+  type HostCounts,
+} from "../events.js";
 import {
   bug,
   describeError,
@@ -28,6 +34,7 @@ import {
 import { openConnection } from "./connect.js";
 import { announceFactReads } from "../facts/prefetch.js";
 import { ensureFacts } from "./facts.js";
+import { RunReport, unreachableProbes } from "./report.js";
 import { registerResult, runTask, type TaskOutcome, type TaskRun } from "./task.js";
 
 /** How a run behaves; the CLI fills it from flags. */
@@ -80,6 +87,10 @@ export interface RunResult {
   unreachable: string[];
   /** Hosts a stopped rollout never started on. */
   untouched: string[];
+  /** Every probe's outcome (unreachable hosts' probes are unhealthy). */
+  health: HealthRow[];
+  /** Per host and role, the tasks that changed (in check mode: would change). */
+  changes: ChangeRow[];
   interrupted: boolean;
   /** Remote commands run, summed over hosts. */
   commands: number;
@@ -93,16 +104,32 @@ export const EXIT = {
   ok: 0,
   bug: 1,
   failed: 2,
+  unhealthy: 3,
   unreachable: 4,
   input: 5,
+  changed: 6,
   interrupted: 130,
 } as const;
 
-/** The exit code for a finished run: task failures first, then unreachable hosts. */
-export function exitCodeFor(result: RunResult): number {
+/** What the exit code looks at besides the run itself. */
+export interface ExitPolicy {
+  /** `--fail-on-change`: a change (with --check: drift) is exit code 6. */
+  failOnChange?: boolean;
+}
+
+/**
+ * The exit code for a finished run, the worst outcome first: an interrupt, task failures,
+ * unreachable hosts, unhealthy probes, then (with `--fail-on-change`) changes.
+ */
+export function exitCodeFor(
+  result: Pick<RunResult, "interrupted" | "failed" | "unreachable" | "health" | "changes">,
+  policy: ExitPolicy = {},
+): number {
   if (result.interrupted) return EXIT.interrupted;
   if (result.failed.length > 0) return EXIT.failed;
   if (result.unreachable.length > 0) return EXIT.unreachable;
+  if (result.health.some((row) => !row.healthy)) return EXIT.unhealthy;
+  if (policy.failOnChange && result.changes.length > 0) return EXIT.changed;
   return EXIT.ok;
 }
 
@@ -184,9 +211,17 @@ export function startAtTask(plays: PreparedPlay[], name: string): PreparedPlay[]
 export async function runPlaybook(
   plays: PreparedPlay[],
   inventory: Inventory,
-  options: RunOptions,
+  given: RunOptions,
 ): Promise<RunResult> {
   const started = Date.now();
+  const report = new RunReport();
+  const options: RunOptions = {
+    ...given,
+    sink: (event) => {
+      report.observe(event);
+      given.sink(event);
+    },
+  };
   const states = new Map<string, HostState>();
   const stateOf = (name: string) => {
     let state = states.get(name);
@@ -206,13 +241,15 @@ export async function runPlaybook(
   } finally {
     await Promise.all([...states.values()].map((s) => s.connection?.close()));
   }
-  const result = summarize(run);
+  const result = summarize(run, report);
   options.sink({
     kind: "recap",
     hosts: result.hosts,
     check: options.check,
     durationMs: Date.now() - started,
     ...(result.untouched.length > 0 ? { untouched: result.untouched } : {}),
+    ...(result.health.length > 0 ? { health: result.health } : {}),
+    ...(result.changes.length > 0 ? { changes: result.changes } : {}),
   });
   return result;
 }
@@ -247,10 +284,13 @@ interface PlayRun {
 }
 
 // Hosts only delegated to, or never reached by a stopped rollout, are not in the recap.
-function summarize(run: PlayRun): RunResult {
+function summarize(run: PlayRun, report: RunReport): RunResult {
   const all = [...run.states.values()].filter((s) => s.started);
+  const names = all.map((s) => s.host.name);
   return {
     hosts: Object.fromEntries(all.map((s) => [s.host.name, s.counts])),
+    health: report.health(names),
+    changes: report.changes(names),
     failed: all.filter((s) => s.status === "failed").map((s) => s.host.name),
     unreachable: all.filter((s) => s.status === "unreachable").map((s) => s.host.name),
     untouched: run.untouched.filter((h) => !run.states.get(h)?.started),
@@ -269,6 +309,8 @@ async function runPlay(prepared: PreparedPlay, run: PlayRun): Promise<boolean> {
   for (const term of prepared.unmatched)
     options.sink({ kind: "warning", message: `pattern '${term}' matched no hosts` });
   const hosts = prepared.hosts.filter((h) => (run.states.get(h)?.status ?? "active") === "active");
+  for (const host of prepared.hosts.filter((h) => run.states.get(h)?.status === "unreachable"))
+    reportUnreachable(prepared.compiled.get(host)?.program ?? [], host, title, options);
   if (hosts.length === 0) {
     options.sink({
       kind: "play-empty",
@@ -340,6 +382,34 @@ async function runBatch(
     const pc = prepared.start?.get(state.host.name) ?? 0;
     return { state, compiled, pc, pending: new Map(), rescuing: new Map() };
   });
+  const stop = await stepBatch(prepared, batch, cursors, title, run);
+  for (const cursor of cursors.filter((c) => c.state.status === "unreachable"))
+    reportUnreachable(
+      cursor.compiled.program.slice(cursor.pc),
+      cursor.state.host.name,
+      title,
+      run.options,
+    );
+  return stop;
+}
+
+/** The probes a host did not get to because it became unreachable are unhealthy rows. */
+function reportUnreachable(
+  entries: readonly Entry[],
+  host: string,
+  play: string,
+  options: RunOptions,
+) {
+  for (const event of unreachableProbes(entries, host, play)) options.sink(event);
+}
+
+async function stepBatch(
+  prepared: PreparedPlay,
+  batch: HostState[],
+  cursors: Cursor[],
+  title: string,
+  run: PlayRun,
+): Promise<Stop | undefined> {
   if (prepared.play.gatherFacts) await gatherAll(cursors, prepared, title, run);
   let asking = run.options.confirm !== undefined;
   for (;;) {

@@ -8,6 +8,7 @@ import type { Connection } from "../connection/types.js";
 import type { Failure, TaskContext, TaskResult } from "../dsl/task.js";
 import type { Plan, PlanContext } from "../modules/types.js";
 import { carriesSecret, maskSecrets, SECRET_DIFF } from "../secret.js";
+import { capDetail } from "../modules/probe.js";
 import { applyOps } from "./apply.js";
 import type { CompiledItem, CompiledTask } from "./compile.js";
 import { factsView, withFacts } from "./facts.js";
@@ -79,6 +80,7 @@ export async function runTask(
       ...(verdict.error === undefined ? {} : { error: verdict.error }),
       ...(item === undefined ? {} : { item }),
       ...(delegate ? { delegate } : {}),
+      ...(task.role ? { role: task.role } : {}),
       ...flags(run),
       ...outcomeFlags(verdict, task, run),
       durationMs: Date.now() - started,
@@ -296,11 +298,62 @@ function loopVerdict(results: TaskResult[], count: number): Verdict {
   return { status, result, reason, ...(failed > 0 ? { error: reason } : {}) };
 }
 
+/** Runs a task's attempts; a probe then reports its health (see {@link reportHealth}). */
+async function runAttempts(
+  state: HostState,
+  target: HostState,
+  task: CompiledTask,
+  context: TaskContext,
+  where: Where,
+  options: RunOptions,
+  play: string,
+  item?: string,
+): Promise<Verdict> {
+  const started = Date.now();
+  const verdict = await attemptUntilDone(state, target, task, context, where, options, play, item);
+  if (task.module.name === "probe") reportHealth(state, task, verdict, play, options, started);
+  return verdict;
+}
+
+/**
+ * A probe's health event. An unreachable host reports its probes after the batch (see
+ * unreachableProbes), so only a finished verdict is reported here.
+ */
+function reportHealth(
+  state: HostState,
+  task: CompiledTask,
+  verdict: Verdict,
+  play: string,
+  options: RunOptions,
+  started: number,
+) {
+  if (verdict.status === "skipped" || verdict.status === "unreachable") return;
+  const args = (task.args ?? task.task.args) as { component?: unknown; check?: unknown };
+  const healthy = verdict.status === "ok";
+  const detail =
+    task.task.options.noLog === true
+      ? HIDDEN
+      : typeof verdict.result.detail === "string"
+        ? verdict.result.detail
+        : capDetail(verdict.error ?? verdict.reason);
+  options.sink({
+    kind: "health",
+    host: state.host.name,
+    component: String(args.component),
+    check: String(args.check),
+    healthy,
+    detail,
+    play,
+    task: task.name,
+    durationMs: Date.now() - started,
+  });
+}
+
 /**
  * Plans and applies a task, again after a failed attempt or an unmet `until`, up to `retries`
  * more times with `delay` seconds between. Connection failures are not retried.
  */
-async function runAttempts(
+async function attemptUntilDone(
   state: HostState,
   target: HostState,
   task: CompiledTask,
