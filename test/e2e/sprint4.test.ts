@@ -229,4 +229,64 @@ describe("sprint 4: DevID rotation, renewal timer, hardening", () => {
       );
     }
   }, 600_000);
+
+  it("the health report: every service healthy, then exactly the stopped ones unhealthy (exit 3)", async () => {
+    interface Row {
+      host: string;
+      component: string;
+      check: string;
+      healthy: boolean;
+      detail: string;
+    }
+    const dir = mkdtempSync(join(tmpdir(), "omens-health-"));
+    const report = (name: string) =>
+      JSON.parse(readFileSync(join(dir, name), "utf8")) as { health: Row[]; check: boolean };
+
+    const good = await play("playbooks/health.ts", inventory, "--report", join(dir, "good.json"));
+    expect(good.code, good.stderr).toBe(0);
+    const rows = report("good.json").health;
+    expect(rows.filter((r) => !r.healthy)).toEqual([]);
+    const components = (host: string) => [
+      ...new Set(rows.filter((r) => r.host === host).map((r) => r.component)),
+    ];
+    expect(components("spire")).toEqual([
+      "spire-server",
+      "spire-agent",
+      "devid",
+      "openbao",
+      "nginx",
+    ]);
+    expect(components("auth")).toEqual(["spire-agent", "devid"]);
+    expect(components("ca")).toEqual(["spire-agent", "devid", "step-ca"]);
+    expect(
+      rows.find((r) => r.component === "openbao" && r.check.startsWith("initialised"))?.detail,
+    ).toBe("active, unsealed");
+
+    sshRoot("spire", "systemctl stop nginx");
+    sshRoot("ca", "systemctl stop spire-agent");
+    try {
+      const bad = await play(
+        "playbooks/health.ts",
+        inventory,
+        "--check",
+        "--report",
+        join(dir, "bad.json"),
+      );
+      expect(bad.code, bad.stderr).toBe(3);
+      const unhealthy = report("bad.json")
+        .health.filter((r) => !r.healthy)
+        .map((r) => `${r.host} ${r.component} ${r.check}`)
+        .sort();
+      expect(unhealthy).toEqual([
+        "ca spire-agent a workload (step) gets an X509-SVID",
+        "ca spire-agent healthcheck",
+        "ca spire-agent runs in its systemd sandbox",
+        "spire nginx JWKS at https://spire.lab:8444/keys",
+        "spire nginx active",
+      ]);
+    } finally {
+      sshRoot("spire", "systemctl start nginx");
+      sshRoot("ca", "systemctl start spire-agent");
+    }
+  }, 300_000);
 });
