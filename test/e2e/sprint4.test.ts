@@ -107,7 +107,23 @@ describe("sprint 4: DevID rotation, renewal timer, hardening", () => {
   it("--check --diff plans the timer and hardening, renews nothing, and touches no host", async () => {
     const before = HOSTS.map(hashHostTree);
     const run = await play(SPRINT4, inventory, "--check", "--diff");
-    expectClean(run, "sprint 4 --check");
+    // Its closing health checks see what sprint 4 is about to fix: no sandbox, no timer yet.
+    expect(run.code, run.stderr).toBe(3);
+    const failed = run.events.filter((e) => e.kind === "task-result" && e.status !== "ok");
+    expect(
+      failed.filter((e) => e.status === "unreachable" || (e.status === "failed" && !e.ignored)),
+    ).toEqual([]);
+    const unhealthy = new Set(
+      run.events
+        .filter((e) => e.kind === "health" && e.healthy === false)
+        .map((e) => `${String(e.host)} ${String(e.check)}`),
+    );
+    for (const host of HOSTS) expect(unhealthy).toContain(`${host} runs in its systemd sandbox`);
+    expect(
+      [...unhealthy].filter(
+        (u) => !/ (runs in its systemd sandbox|renewal check timer: last result)$/.test(u),
+      ),
+    ).toEqual([]);
     for (const host of HOSTS) {
       const changed = changedTasks(run, host);
       expect(changed.some((t) => t.includes("omens-devid-check.timer"))).toBe(true);
@@ -199,37 +215,6 @@ describe("sprint 4: DevID rotation, renewal timer, hardening", () => {
     }
   }, 600_000);
 
-  it("the renewal check on its own fails inside the window, and the hardening holds", async () => {
-    const agents = HOSTS.map(agentInvocation);
-    const run = await play(SPRINT4, inventory);
-    expectClean(run, "sprint 4 again");
-    for (const host of HOSTS) expect(run.recap[host]?.changed, host).toBe(0);
-    expect(HOSTS.map(agentInvocation)).toEqual(agents);
-
-    await shortLivedCert("ca", 100);
-    const check = sshRoot("ca", "systemctl start omens-devid-check.service 2>&1; echo rc=$?");
-    expect(check).not.toContain("rc=0");
-    const status = JSON.parse(sshRoot("ca", "cat /var/lib/omens/devid-status.json")) as {
-      state: string;
-      daysLeft: number;
-    };
-    expect(status).toMatchObject({ state: "renew", daysLeft: 4 });
-    expect(sshRoot("ca", "systemctl is-failed omens-devid-check.service || true").trim()).toBe(
-      "failed",
-    );
-
-    for (const host of HOSTS) {
-      const sshd = sshRoot(host, "sshd -T");
-      expect(sshd).toContain("passwordauthentication no");
-      expect(sshd).toContain("permitrootlogin without-password");
-      const pid = sshRoot(host, "systemctl show -p MainPID --value spire-agent").trim();
-      expect(sshRoot(host, `grep NoNewPrivs /proc/${pid}/status`)).toMatch(/NoNewPrivs:\s+1/);
-      expect(sshRoot(host, `nsenter -t ${pid} -m touch /usr/omens-probe 2>&1 || true`)).toContain(
-        "Read-only file system",
-      );
-    }
-  }, 600_000);
-
   it("the health report: every service healthy, then exactly the stopped ones unhealthy (exit 3)", async () => {
     interface Row {
       host: string;
@@ -289,4 +274,34 @@ describe("sprint 4: DevID rotation, renewal timer, hardening", () => {
       sshRoot("ca", "systemctl start spire-agent");
     }
   }, 300_000);
+  it("the renewal check on its own fails inside the window, and the hardening holds", async () => {
+    const agents = HOSTS.map(agentInvocation);
+    const run = await play(SPRINT4, inventory);
+    expectClean(run, "sprint 4 again");
+    for (const host of HOSTS) expect(run.recap[host]?.changed, host).toBe(0);
+    expect(HOSTS.map(agentInvocation)).toEqual(agents);
+
+    await shortLivedCert("ca", 100);
+    const check = sshRoot("ca", "systemctl start omens-devid-check.service 2>&1; echo rc=$?");
+    expect(check).not.toContain("rc=0");
+    const status = JSON.parse(sshRoot("ca", "cat /var/lib/omens/devid-status.json")) as {
+      state: string;
+      daysLeft: number;
+    };
+    expect(status).toMatchObject({ state: "renew", daysLeft: 4 });
+    expect(sshRoot("ca", "systemctl is-failed omens-devid-check.service || true").trim()).toBe(
+      "failed",
+    );
+
+    for (const host of HOSTS) {
+      const sshd = sshRoot(host, "sshd -T");
+      expect(sshd).toContain("passwordauthentication no");
+      expect(sshd).toContain("permitrootlogin without-password");
+      const pid = sshRoot(host, "systemctl show -p MainPID --value spire-agent").trim();
+      expect(sshRoot(host, `grep NoNewPrivs /proc/${pid}/status`)).toMatch(/NoNewPrivs:\s+1/);
+      expect(sshRoot(host, `nsenter -t ${pid} -m touch /usr/omens-probe 2>&1 || true`)).toContain(
+        "Read-only file system",
+      );
+    }
+  }, 600_000);
 });

@@ -66,8 +66,12 @@ describe("secrets never appear in any output", () => {
 
   it("a real run, JSON events, -vvv --diff: the files hold the secrets, the output none", async () => {
     const run = await play({}, "--json");
-    expect(run.code, run.stderr).toBe(0);
+    // The fixture's second probe is unhealthy on purpose: exit 3, and its detail is masked.
+    expect(run.code, run.stderr).toBe(3);
     expect(leaks(run)).toEqual([]);
+    const details = run.events.filter((e) => e.kind === "health").map((e) => String(e.detail));
+    expect(details).toContain("password=********");
+    expect(details.filter((d) => d.includes("********"))).toHaveLength(2 * LAB_HOSTS.length);
     for (const h of LAB_HOSTS) {
       expect(sshRoot(h, `cat ${dir}/env.secret`)).toBe(VALUES.env);
       expect(sshRoot(h, `cat ${dir}/app.conf`)).toContain(
