@@ -8,13 +8,11 @@ import { spireEntries } from "../roles/spire-server/index.js";
 /**
  * Sprint 2: integration. The SPIRE server's host gets an agent of its own, so OpenBao can be a
  * workload there; nginx serves the bundle's keys as a JWKS over TLS; OpenBao trusts JWT-SVIDs
- * through it; and every host gets a TPM DevID key with a 90-day step-ca certificate.
+ * through it; and every host gets a TPM DevID key with a 90-day step-ca certificate. The agent's
+ * attestor comes from the inventory (`spireAgentAttestor`), as in sprint 1.
  */
 export default definePlaybook("Sprint 2: integration", [
-  play("servers", {
-    name: "SPIRE agent on the server host",
-    roles: [spireAgent({ spireAgentAttestor: "join_token" })],
-  }),
+  play("servers", { name: "SPIRE agent on the server host", roles: [spireAgent()] }),
   play("servers", {
     name: "OpenBao is a SPIRE workload",
     tasks: (vars) => [

@@ -19,8 +19,21 @@ import { quote } from "../engine/shell.js";
 import { roleVars, withOptions } from "../roles/common/compose.js";
 import { roleVarsError } from "../roles/common/errors.js";
 import { healthGate } from "../roles/common/gates.js";
-import { agentConfView, agentHealth, SpireAgentVars } from "../roles/spire-agent/index.js";
-import { serverConfView, SpireServerVars } from "../roles/spire-server/index.js";
+import {
+  AGENT_BUNDLE,
+  AGENT_CONFIG,
+  AGENT_UNIT,
+  agentConfView,
+  agentHealth,
+  agentUnitView,
+  SpireAgentVars,
+} from "../roles/spire-agent/index.js";
+import {
+  SERVER_DEVID_CA,
+  SERVER_ENDORSEMENT_CA,
+  serverConfView,
+  SpireServerVars,
+} from "../roles/spire-server/index.js";
 import { registeredMigrationState } from "../roles/spire-server/migration.js";
 
 /**
@@ -37,9 +50,6 @@ import { registeredMigrationState } from "../roles/spire-server/migration.js";
  */
 
 const AGENT_HOSTS = "agents:servers";
-const AGENT_CONF = "/etc/spire/agent/agent.conf";
-const AGENT_UNIT = "/etc/systemd/system/spire-agent.service";
-const BUNDLE = "/etc/spire/agent/bootstrap-bundle.pem";
 const SERVER_CONF = "/etc/spire/server/server.conf";
 const BACKUP = "/var/backups/spire-agent.join_token";
 const roleTemplate = (role: string, name: string) =>
@@ -100,7 +110,7 @@ function serverAttestors(vars: Record<string, unknown>, prefix: string): Task[] 
     copy({
       name: "server: DevID trust roots",
       src: server.spireDevidCaFile,
-      dest: "/etc/spire/server/devid-ca.pem",
+      dest: SERVER_DEVID_CA,
       owner: "root",
       group: "spire",
       mode: "0640",
@@ -110,7 +120,7 @@ function serverAttestors(vars: Record<string, unknown>, prefix: string): Task[] 
     copy({
       name: "server: EK CA certificates",
       src: server.spireEndorsementCaFile,
-      dest: "/etc/spire/server/endorsement-ca.pem",
+      dest: SERVER_ENDORSEMENT_CA,
       owner: "root",
       group: "spire",
       mode: "0640",
@@ -173,7 +183,9 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
   const alias = `spiffe://${agent.trustDomain}/host/${host}`;
   const selector = `tpm_devid:subject:cn:${cn}`;
   const socket = quote(agent.spireAgentSocket);
-  const devidConf = agentConfView({ ...agent, spireAgentAttestor: "tpm_devid" });
+  // The role's own views: a sprint 1 or 2 re-run with spireAgentAttestor: tpm_devid writes
+  // exactly these files again.
+  const devid = { ...agent, spireAgentAttestor: "tpm_devid" } as const;
   const data = agent.spireAgentDataDir;
   const fetchSvid = `runuser -u ${quote(probeUser)} -- spire-agent api fetch x509 -socketPath ${socket} >/dev/null`;
 
@@ -212,28 +224,28 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
       changedWhen: () => false,
     }),
     copy({
-      name: `agent: ${BUNDLE}`,
-      dest: BUNDLE,
+      name: `agent: ${AGENT_BUNDLE}`,
+      dest: AGENT_BUNDLE,
       content: deferred((ctx) => text(ctx.registered.migrationBundle?.stdout, "(bundle)\n")),
       owner: "root",
       group: "root",
       mode: "0644",
     }),
     template({
-      name: `agent: ${AGENT_CONF} attests with tpm_devid`,
+      name: `agent: ${AGENT_CONFIG} attests with tpm_devid`,
       src: roleTemplate("spire-agent", "agent.conf.hbs"),
-      dest: AGENT_CONF,
+      dest: AGENT_CONFIG,
       owner: "root",
       group: "root",
       mode: "0640",
-      vars: devidConf,
+      vars: agentConfView(devid),
     }),
     template({
       name: `agent: ${AGENT_UNIT} reaches the TPM`,
       src: roleTemplate("spire-agent", "spire-agent.service.hbs"),
       dest: AGENT_UNIT,
       mode: "0644",
-      vars: { configPath: AGENT_CONF, tpmTcti: agent.tpmTcti },
+      vars: agentUnitView(devid),
     }),
     file({
       name: "agent: cached join_token state removed (or the agent never re-attests)",
@@ -292,7 +304,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
     withOptions(agentHealth(agent), { name: "rollback: agent healthy on join_token" }),
     command({
       name: "rollback: join_token attestation serves workloads again",
-      shell: `grep -q 'NodeAttestor "join_token"' ${AGENT_CONF} && ${fetchSvid}`,
+      shell: `grep -q 'NodeAttestor "join_token"' ${AGENT_CONFIG} && ${fetchSvid}`,
       retries: 15,
       delay: 2,
       changedWhen: () => false,
@@ -311,7 +323,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
   return [
     command({
       name: "agent: does it already attest with tpm_devid",
-      shell: `grep -q 'NodeAttestor "tpm_devid"' ${AGENT_CONF}`,
+      shell: `grep -q 'NodeAttestor "tpm_devid"' ${AGENT_CONFIG}`,
       register: "agentAttestor",
       checkMode: false,
       failedWhen: () => false,

@@ -60,7 +60,11 @@ export const assertModule: ModuleDefinition<
     const which = args.that.length > 1 ? ` (condition ${failed + 1} of ${args.that.length})` : "";
     return {
       status: "failed",
-      reason: `${args.msg ?? "assertion failed"}${which}: ${describePredicate(args.that[failed] as Predicate)}`,
+      // A message of the author's says what failed; without one, the predicate's source does.
+      reason:
+        args.msg !== undefined
+          ? `${args.msg}${which}`
+          : `assertion failed${which}: ${describePredicate(args.that[failed] as Predicate)}`,
       ops: [],
     };
   },

@@ -17,10 +17,15 @@ import { quote } from "../../engine/shell.js";
 import { healthGate, neededStdout } from "../common/gates.js";
 import { installRelease, Release } from "../common/release.js";
 import { missingValueError } from "../common/errors.js";
+import { attestorGuard, describeAttestors } from "../common/attestors.js";
 import { Port, SpireLogLevel } from "../common/schema.js";
 
-const CONFIG = "/etc/spire/agent/agent.conf";
-const BUNDLE = "/etc/spire/agent/bootstrap-bundle.pem";
+/** The agent's config file. */
+export const AGENT_CONFIG = "/etc/spire/agent/agent.conf";
+/** The agent's systemd unit. */
+export const AGENT_UNIT = "/etc/systemd/system/spire-agent.service";
+/** The server's trust bundle the agent bootstraps from. */
+export const AGENT_BUNDLE = "/etc/spire/agent/bootstrap-bundle.pem";
 const TOKEN_FILE = "/etc/spire/agent/join_token";
 
 /** Variables of the spire-agent role. */
@@ -34,6 +39,10 @@ export const SpireAgentVars = Type.Object(
     /** Inventory name of the SPIRE server host: join tokens and the bundle come from there. */
     spireServerHost: Type.String({ default: "spire", minLength: 1 }),
     spireServerSocket: Type.String({ default: "/run/spire/server/api.sock" }),
+    /**
+     * The attestation phase of this host's agent: join_token until sprint 3 has moved it, then
+     * tpm_devid. The role refuses to write the other one over what the host's agent.conf has.
+     */
     spireAgentAttestor: Type.Union([Type.Literal("join_token"), Type.Literal("tpm_devid")], {
       default: "join_token",
     }),
@@ -63,9 +72,11 @@ type Vars = Static<typeof SpireAgentVars>;
  * data_dir) is never attested again: no token is made, the bundle is not re-bootstrapped, and
  * the data directory is never removed. A new host gets the server's bundle and a single-use join
  * token made on the server; both travel through registered results, never through output.
+ * Before anything is written, the host's agent.conf must attest with `spireAgentAttestor` (or
+ * not exist): a re-run never moves an agent back to join_token, nor around sprint 3's move.
  *
  * @example
- * play("agents", { roles: [spireAgent({ spireAgentAttestor: "join_token" })] })
+ * play("agents", { roles: [spireAgent()] }) // spireAgentAttestor from the inventory
  */
 export const spireAgent = defineRole("spire-agent", {
   vars: SpireAgentVars,
@@ -81,6 +92,11 @@ export const spireAgent = defineRole("spire-agent", {
   tasks: (vars, { handlers, host }) => {
     const restart = [handlers.restart, handlers.healthy];
     return [
+      ...attestorGuard("spire-agent", host, {
+        path: AGENT_CONFIG,
+        register: "agentConfAttestors",
+        conflict: (found) => agentPhaseConflict(found, vars.spireAgentAttestor),
+      }),
       file({ path: "/etc/spire", state: "directory", owner: "root", group: "root", mode: "0755" }),
       file({
         path: "/etc/spire/agent",
@@ -119,7 +135,7 @@ export const spireAgent = defineRole("spire-agent", {
       ...(vars.spireAgentAttestor === "join_token" ? joinToken(vars, host) : []),
       template({
         src: "agent.conf.hbs",
-        dest: CONFIG,
+        dest: AGENT_CONFIG,
         owner: "root",
         group: "root",
         mode: "0640",
@@ -128,12 +144,9 @@ export const spireAgent = defineRole("spire-agent", {
       }),
       template({
         src: "spire-agent.service.hbs",
-        dest: "/etc/systemd/system/spire-agent.service",
+        dest: AGENT_UNIT,
         mode: "0644",
-        vars: {
-          configPath: CONFIG,
-          tpmTcti: vars.spireAgentAttestor === "tpm_devid" ? vars.tpmTcti : "",
-        },
+        vars: agentUnitView(vars),
         notify: restart,
       }),
       systemd({ unit: "spire-agent", state: "started", enabled: true, daemonReload: true }),
@@ -141,6 +154,19 @@ export const spireAgent = defineRole("spire-agent", {
     ];
   },
 });
+
+/**
+ * Why the inventory's attestor may not be written over the one agent.conf has, if it may not.
+ * Only sprint 3 moves an agent to tpm_devid: it also drops the cached join_token SVID, without
+ * which the agent would keep its old identity under a tpm_devid config.
+ */
+export function agentPhaseConflict(found: string[], wanted: Vars["spireAgentAttestor"]) {
+  if (found.length === 0 || found.includes(wanted)) return undefined;
+  const has = `attests with ${describeAttestors(found)}, but the inventory asks for ${wanted}`;
+  return wanted === "join_token"
+    ? `${has}: the agent has moved to tpm_devid; set spireAgentAttestor: tpm_devid for this host`
+    : `${has}: an agent moves to tpm_devid through playbooks/sprint3-migrate.ts; keep spireAgentAttestor: join_token for this host until sprint 3 has moved it`;
+}
 
 /** True once the agent has attested and cached its SVID: it must never be attested again. */
 export function isAttested(ctx: TaskContext): boolean {
@@ -170,8 +196,8 @@ function bootstrap(vars: Vars): Task[] {
       changedWhen: () => false,
     }),
     copy({
-      name: `spire-agent: ${BUNDLE}`,
-      dest: BUNDLE,
+      name: `spire-agent: ${AGENT_BUNDLE}`,
+      dest: AGENT_BUNDLE,
       content: deferred((ctx) => neededStdout(ctx, "serverBundle", "SPIRE trust bundle")),
       owner: "root",
       group: "root",
@@ -239,7 +265,7 @@ export function agentConfView(vars: Vars): Record<string, unknown> {
     socketPath: vars.spireAgentSocket,
     dataDir: vars.spireAgentDataDir,
     logLevel: vars.spireAgentLogLevel,
-    trustBundlePath: BUNDLE,
+    trustBundlePath: AGENT_BUNDLE,
     joinToken: vars.spireAgentAttestor === "join_token",
     joinTokenFile: TOKEN_FILE,
     tpmDevid: vars.spireAgentAttestor === "tpm_devid",
@@ -248,6 +274,14 @@ export function agentConfView(vars: Vars): Record<string, unknown> {
     devidPubPath: vars.devidPubPath,
     tpmDevicePath: vars.spireAgentTpmDevicePath,
     healthPort: vars.spireAgentHealthPort,
+  };
+}
+
+/** The view spire-agent.service.hbs renders: the TPM's TCTI only for tpm_devid. */
+export function agentUnitView(vars: Vars): Record<string, unknown> {
+  return {
+    configPath: AGENT_CONFIG,
+    tpmTcti: vars.spireAgentAttestor === "tpm_devid" ? vars.tpmTcti : "",
   };
 }
 

@@ -14,11 +14,16 @@ import { healthGate } from "../common/gates.js";
 import { installRelease, Release } from "../common/release.js";
 import { Entry, spireEntries } from "./entries.js";
 import { roleVarsError } from "../common/errors.js";
+import { attestorGuard, describeAttestors } from "../common/attestors.js";
 import { Port, SpireLogLevel } from "../common/schema.js";
 
 export { Entry, spireEntries } from "./entries.js";
 
 const CONFIG = "/etc/spire/server/server.conf";
+/** On the server: the DevID trust roots its tpm_devid attestor reads. */
+export const SERVER_DEVID_CA = "/etc/spire/server/devid-ca.pem";
+/** On the server: the EK CA certificates its tpm_devid attestor reads. */
+export const SERVER_ENDORSEMENT_CA = "/etc/spire/server/endorsement-ca.pem";
 
 /** Variables of the spire-server role. */
 export const SpireServerVars = Type.Object(
@@ -36,7 +41,11 @@ export const SpireServerVars = Type.Object(
     spireServerDataDir: Type.String({ default: "/var/lib/spire/server", pattern: "^/" }),
     spireServerLogLevel: SpireLogLevel,
     spireServerHealthPort: Port(8080),
-    /** Node attestors the server accepts; join_token and tpm_devid may run side by side. */
+    /**
+     * Node attestors the server accepts; join_token and tpm_devid may run side by side. The
+     * attestation phase: [join_token] at first, [join_token, tpm_devid] while sprint 3 moves
+     * agents, [tpm_devid] after. The role never drops tpm_devid or brings join_token back.
+     */
     spireNodeAttestors: Type.Array(
       Type.Union([Type.Literal("join_token"), Type.Literal("tpm_devid")]),
       { default: ["join_token"], minItems: 1, uniqueItems: true },
@@ -68,7 +77,8 @@ export const SpireServerVars = Type.Object(
 /**
  * Installs and runs a SPIRE server: user, tight directories, a pinned release, server.conf
  * (sqlite, disk key manager, join_token and optionally tpm_devid, bundle endpoint, JWT issuer),
- * a systemd unit, a health gate, then the declared registration entries.
+ * a systemd unit, a health gate, then the declared registration entries. Before anything is
+ * written, a server.conf on the host must not lose tpm_devid nor get join_token back.
  *
  * @example
  * play("servers", { roles: [spireServer({ spireNodeAttestors: ["join_token", "tpm_devid"] })] })
@@ -84,10 +94,15 @@ export const spireServer = defineRole("spire-server", {
     }),
     healthy: serverHealth(vars.spireServerSocket),
   }),
-  tasks: (vars, { handlers }) => {
+  tasks: (vars, { handlers, host }) => {
     const restart = [handlers.restart, handlers.healthy];
     const tpmDevid = vars.spireNodeAttestors.includes("tpm_devid");
     return [
+      ...attestorGuard("spire-server", host, {
+        path: CONFIG,
+        register: "serverConfAttestors",
+        conflict: (found) => serverPhaseConflict(found, vars.spireNodeAttestors),
+      }),
       group({ name: "spire", system: true }),
       user({
         name: "spire",
@@ -182,10 +197,28 @@ export function serverConfView(vars: Vars): Record<string, unknown> {
     bundleEndpointPort: vars.spireBundleEndpointPort,
     joinToken: vars.spireNodeAttestors.includes("join_token"),
     tpmDevid: vars.spireNodeAttestors.includes("tpm_devid"),
-    devidCaPath: "/etc/spire/server/devid-ca.pem",
-    endorsementCaPath: "/etc/spire/server/endorsement-ca.pem",
+    devidCaPath: SERVER_DEVID_CA,
+    endorsementCaPath: SERVER_ENDORSEMENT_CA,
     healthPort: vars.spireServerHealthPort,
   };
+}
+
+/**
+ * Why the inventory's attestors may not replace those server.conf has, if they may not: agents
+ * attested with tpm_devid lose their attestor when it goes, and join_token, once sprint 3 has
+ * retired it, does not come back through a re-run. Adding tpm_devid beside join_token (sprint
+ * 3's first step) is allowed.
+ */
+export function serverPhaseConflict(found: string[], wanted: Vars["spireNodeAttestors"]) {
+  if (!found.includes("tpm_devid")) return undefined;
+  const drops = !wanted.includes("tpm_devid");
+  const readds = !found.includes("join_token") && wanted.includes("join_token");
+  if (!drops && !readds) return undefined;
+  const keep = found.filter((a) => a === "join_token" || a === "tpm_devid").join(", ");
+  const effect = drops
+    ? "would drop tpm_devid, which moved agents attest with"
+    : "would bring join_token back";
+  return `declares ${describeAttestors(found)}, but the inventory's spireNodeAttestors [${wanted.join(", ")}] ${effect}; set spireNodeAttestors: [${keep}] for this host`;
 }
 
 function attestorCas(vars: Vars, notify: Parameters<typeof copy>[0]["notify"]): Task[] {
@@ -198,7 +231,7 @@ function attestorCas(vars: Vars, notify: Parameters<typeof copy>[0]["notify"]): 
     copy({
       name: "spire-server: DevID CA roots",
       src: vars.spireDevidCaFile,
-      dest: "/etc/spire/server/devid-ca.pem",
+      dest: SERVER_DEVID_CA,
       owner: "root",
       group: "spire",
       mode: "0640",
@@ -207,7 +240,7 @@ function attestorCas(vars: Vars, notify: Parameters<typeof copy>[0]["notify"]): 
     copy({
       name: "spire-server: EK CA certificates",
       src: vars.spireEndorsementCaFile,
-      dest: "/etc/spire/server/endorsement-ca.pem",
+      dest: SERVER_ENDORSEMENT_CA,
       owner: "root",
       group: "spire",
       mode: "0640",

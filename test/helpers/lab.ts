@@ -14,6 +14,17 @@ import { join, resolve } from "node:path";
 
 /** The project root. */
 export const ROOT = resolve(import.meta.dirname, "../..");
+
+/**
+ * Takes the lab down and brings it up again: three hosts as the rootfs made them (about 10 s
+ * with the rootfs cached). Test files that move the stack past sprint 2 (migrated agents, a
+ * hardened sshd) start and end with it, so the files around them find the lab they expect.
+ */
+export function rebuildLab(): void {
+  const script = join(ROOT, "test/lab/lab-up.sh");
+  execFileSync("bash", [script, "down"], { stdio: "ignore" });
+  execFileSync("bash", [script, "up"], { stdio: "ignore" });
+}
 export const LAB_DIR = process.env.LAB_DIR ?? "/var/tmp/omens-lab";
 export const LAB_HOSTS = ["spire", "auth", "ca"] as const;
 export type LabHost = (typeof LAB_HOSTS)[number];

@@ -49,8 +49,8 @@ describe("the sprint playbooks against the shipped inventories", () => {
       "SPIRE server: spire",
       "step-ca: ca",
       "OpenBao: spire",
-      "SPIRE agents (join_token): auth",
-      "SPIRE agents (join_token): ca",
+      "SPIRE agents: auth",
+      "SPIRE agents: ca",
     ]);
   });
 
