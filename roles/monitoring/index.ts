@@ -13,6 +13,12 @@ import { SpireAgentVars } from "../spire-agent/index.js";
  * --json / --report) and exits 3 when any probe is unhealthy. Nothing here changes a host.
  */
 
+/**
+ * Liveness probes ask up to three times, 2 s apart: one refused answer while a service
+ * reconnects (an agent just after its server restarted) is not an outage.
+ */
+const PATIENT = { retries: 2, delay: 2 } as const;
+
 /** Fewer days left than this on any certificate is unhealthy. */
 const DEFAULT_MIN_DAYS = 14;
 
@@ -45,6 +51,7 @@ function spireServerChecks(vars: Record<string, unknown>): Task[] {
     probe({
       component: "spire-server",
       check: "healthcheck",
+      ...PATIENT,
       shell: `spire-server healthcheck -socketPath ${socket}`,
     }),
     probe({
@@ -73,6 +80,7 @@ function spireAgentChecks(vars: Record<string, unknown>): Task[] {
     probe({
       component: "spire-agent",
       check: "healthcheck",
+      ...PATIENT,
       shell: `spire-agent healthcheck -socketPath ${socket}`,
     }),
     probe({
@@ -83,6 +91,7 @@ function spireAgentChecks(vars: Record<string, unknown>): Task[] {
     probe({
       component: "spire-agent",
       check: `a workload (${text(vars.spireWorkloadProbeUser, "root")}) gets an X509-SVID`,
+      ...PATIENT,
       shell: `runuser -u ${user} -- spire-agent api fetch x509 -socketPath ${socket} | sed -n 's/^SPIFFE ID:[[:space:]]*//p' | head -1 | grep .`,
     }),
     probe({

@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,8 +7,8 @@ import {
   hashHostTree,
   LAB_DIR,
   omensPlay,
+  rebuildLab,
   results,
-  ROOT,
   sshOk,
   sshRoot,
   waitUntil,
@@ -28,7 +27,6 @@ const HOSTS = ["spire", "auth", "ca"] as const;
 const CERT = "/var/lib/tpm2-devid/devid.crt";
 const SERVER_SOCKET = "/run/spire/server/api.sock";
 const AGENT_SOCKET = "/run/spire/agent/api.sock";
-const LAB_UP = join(ROOT, "test/lab/lab-up.sh");
 let inventory = "";
 
 const play = (book: string, inv: string, ...extra: string[]) =>
@@ -88,8 +86,7 @@ async function shortLivedCert(host: LabHost, hours: number): Promise<string> {
 }
 
 beforeAll(async () => {
-  execFileSync("bash", [LAB_UP, "down"], { stdio: "ignore" });
-  execFileSync("bash", [LAB_UP, "up"], { stdio: "ignore" });
+  rebuildLab();
   inventory = pinnedLabInventory();
   for (const book of ["playbooks/sprint1-foundation.ts", "playbooks/sprint2-integration.ts"])
     expectClean(await play(book, inventory), book);
@@ -97,11 +94,8 @@ beforeAll(async () => {
   expectClean(await play("playbooks/sprint3-migrate.ts", inventory), "sprint 3");
 }, 1_200_000);
 
-afterAll(() => {
-  // Later test files expect a lab with agents on join_token and sshd as the lab made it.
-  execFileSync("bash", [LAB_UP, "down"], { stdio: "ignore" });
-  execFileSync("bash", [LAB_UP, "up"], { stdio: "ignore" });
-}, 300_000);
+// Later test files expect a lab with agents on join_token and sshd as the lab made it.
+afterAll(rebuildLab, 300_000);
 
 describe("sprint 4: DevID rotation, renewal timer, hardening", () => {
   it("--check --diff plans the timer and hardening, renews nothing, and touches no host", async () => {
