@@ -41,6 +41,7 @@ export async function lintMain(argv: string[], terminal: Terminal): Promise<numb
       return EXIT.ok;
     }
     const report = await lint(options);
+    for (const warning of report.warnings) terminal.err(`warning: ${warning}`);
     print(report, options, terminal);
     return exitCode(report, options.strict);
   } catch (error) {

@@ -10,6 +10,7 @@ import { lintInventory } from "./inventory.js";
 import { errorFinding, modelPlaybook, type LintModel } from "./model.js";
 import { RULES } from "./rules/index.js";
 import { applySkips, type Suppressed } from "./skip.js";
+import { typecheckNative } from "./typecheck-native.js";
 import { typecheckInThread } from "./typecheck-thread.js";
 
 /** What to lint. */
@@ -29,6 +30,8 @@ export interface LintReport {
   suppressed: Suppressed[];
   playbooks: string[];
   inventories: string[];
+  /** What the run could not do as usual, e.g. type-checking without the native compiler. */
+  warnings: string[];
 }
 
 /**
@@ -49,15 +52,19 @@ export async function lint(options: LintOptions): Promise<LintReport> {
     model.problems.push(...findings);
     if (inventory) model.inventories.push(inventory);
   }
+  const warnings: string[] = [];
   const types =
     options.typecheck === false
-      ? Promise.resolve({ findings: [] })
-      : typecheckInThread(files.map((f) => f.file));
+      ? Promise.resolve([])
+      : checkTypes(
+          files.map((f) => f.file),
+          warnings,
+        );
   for (const { file, fromFolder } of files) await addPlaybook(model, file, fromFolder);
   const found = [
     ...model.problems,
     ...RULES.flatMap((rule) => rule.check(model)),
-    ...(await types).findings,
+    ...(await types),
   ];
   const { active, suppressed } = applySkips(found, model);
   return {
@@ -65,7 +72,19 @@ export async function lint(options: LintOptions): Promise<LintReport> {
     suppressed: mergeSuppressed(suppressed),
     playbooks: model.playbooks.map((p) => p.file),
     inventories: model.inventories.map((i: Inventory) => i.file),
+    warnings,
   };
+}
+
+/**
+ * The native compiler in a child process while this thread loads the playbooks; when it cannot
+ * be used, the compiler API in a worker thread, which finds the same errors more slowly.
+ */
+async function checkTypes(files: string[], warnings: string[]): Promise<Finding[]> {
+  const native = await typecheckNative(files);
+  if (native.kind === "checked") return native.findings;
+  warnings.push(`${native.why}; type-checking with the TypeScript compiler API instead (slower)`);
+  return (await typecheckInThread(files)).findings;
 }
 
 interface PlaybookFile {
