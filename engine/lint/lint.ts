@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { loadPlaybook } from "../cli.js";
+import { loadPlaybook, type PlaybookImporter } from "../cli.js";
 import { inputError, OmensError } from "../errors.js";
 import type { Inventory } from "../inventory/load.js";
 import { usePlaceholderSecrets } from "../secret.js";
@@ -21,6 +21,8 @@ export interface LintOptions {
   inventories: string[];
   /** Run the TypeScript compiler over the playbooks (default true). */
   typecheck?: boolean;
+  /** How playbooks are imported (default: from their sources, as `omens-play` runs them). */
+  importPlaybook?: PlaybookImporter;
 }
 
 /** Everything one lint run found. */
@@ -60,7 +62,9 @@ export async function lint(options: LintOptions): Promise<LintReport> {
           files.map((f) => f.file),
           warnings,
         );
-  for (const { file, fromFolder } of files) await addPlaybook(model, file, fromFolder);
+  const importPlaybook = options.importPlaybook ?? importSource;
+  for (const { file, fromFolder } of files)
+    await addPlaybook(model, { file, fromFolder, importPlaybook });
   const found = [
     ...model.problems,
     ...RULES.flatMap((rule) => rule.check(model)),
@@ -103,13 +107,20 @@ function discover(path: string): PlaybookFile[] {
     .map((name) => ({ file: join(full, name), fromFolder: true }));
 }
 
+interface PlaybookToAdd extends PlaybookFile {
+  importPlaybook: PlaybookImporter;
+}
+
+const importSource: PlaybookImporter = (file) => import(pathToFileURL(file).href);
+
 /** In a folder, a module with no default export is a helper, not a broken playbook. */
-async function addPlaybook(model: LintModel, file: string, fromFolder: boolean) {
+async function addPlaybook(model: LintModel, toAdd: PlaybookToAdd) {
+  const { file, fromFolder, importPlaybook } = toAdd;
   try {
-    const playbook = await loadPlaybook(file);
+    const playbook = await loadPlaybook(file, importPlaybook);
     model.playbooks.push(modelPlaybook(file, playbook, model.inventories, model.problems));
   } catch (error) {
-    if (fromFolder && (await isHelperModule(error, file))) return;
+    if (fromFolder && (await isHelperModule(error, file, importPlaybook))) return;
     const finding = errorFinding("playbook-load", error, file);
     const loading = error instanceof OmensError && error.code === "PLAYBOOK_LOAD";
     model.problems.push(
@@ -120,10 +131,13 @@ async function addPlaybook(model: LintModel, file: string, fromFolder: boolean) 
   }
 }
 
-async function isHelperModule(error: unknown, file: string): Promise<boolean> {
+async function isHelperModule(
+  error: unknown,
+  file: string,
+  importPlaybook: PlaybookImporter,
+): Promise<boolean> {
   if (!(error instanceof OmensError) || error.code !== "PLAYBOOK_EXPORT") return false;
-  const module = (await import(pathToFileURL(file).href)) as { default?: unknown };
-  return module.default === undefined;
+  return (await importPlaybook(file)).default === undefined;
 }
 
 /** Silenced findings merged like active ones, each keeping the reason its skip gave. */
