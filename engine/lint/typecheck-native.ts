@@ -7,9 +7,14 @@ import type { Finding } from "./finding.js";
 
 const ENGINE_DIR = dirname(dirname(fileURLToPath(import.meta.url))) + sep;
 
+/** Why the native compiler could not be used. */
+export interface Unusable {
+  kind: "unusable";
+  why: string;
+}
+
 /** What the native compiler found, or why it could not be used. */
-export type NativeResult =
-  { kind: "checked"; findings: Finding[] } | { kind: "unusable"; why: string };
+export type NativeResult = { kind: "checked"; findings: Finding[] } | Unusable;
 
 /**
  * Type-checks with the native TypeScript compiler (TypeScript 7's `tsc`, a Go binary shipped
@@ -42,7 +47,7 @@ export async function typecheckNative(
   }
 }
 
-function unusable(why: string): NativeResult {
+function unusable(why: string): Unusable {
   return { kind: "unusable", why };
 }
 
@@ -107,23 +112,27 @@ function writeProject(scratch: string, configFile: string, files: string[]): str
   return project;
 }
 
-type CompilerRun =
-  { kind: "ran"; stdout: string; foundErrors: boolean } | { kind: "unusable"; why: string };
+// Far above the second or so it needs here: a compiler that hangs must not hang lint.
+const TIMEOUT_MS = 300_000;
+const MAX_OUTPUT = 64 * 1024 * 1024;
+
+type CompilerRun = { kind: "ran"; stdout: string; foundErrors: boolean } | Unusable;
+
+const STOPPED = `the native TypeScript compiler was stopped (over ${TIMEOUT_MS / 1000} s or 64 MiB)`;
 
 /** Exit 0 means no errors, 1 and 2 errors found; anything else means the compiler failed. */
 function runCompiler(exe: string, project: string, cwd: string): Promise<CompilerRun> {
   const args = ["--project", project, "--noEmit", "--pretty", "false"];
+  const options = { cwd, maxBuffer: MAX_OUTPUT, timeout: TIMEOUT_MS };
   return new Promise((done) => {
-    execFile(exe, args, { cwd, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+    execFile(exe, args, options, (error, stdout, stderr) => {
+      if (error?.killed) return done(unusable(STOPPED));
       const code = error ? (error as { code?: unknown }).code : 0;
       if (code === 0 || code === 1 || code === 2)
         return done({ kind: "ran", stdout, foundErrors: code !== 0 });
       const tail = stderr.trim().split("\n").slice(-3).join(" ");
       const how = typeof code === "number" ? `exited ${code}` : (error?.message ?? "failed");
-      done({
-        kind: "unusable",
-        why: `the native TypeScript compiler ${how}${tail ? `: ${tail}` : ""}`,
-      });
+      done(unusable(`the native TypeScript compiler ${how}${tail ? `: ${tail}` : ""}`));
     });
   });
 }
