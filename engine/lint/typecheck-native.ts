@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,6 +36,8 @@ export async function typecheckNative(
     return unusable(`no native TypeScript compiler for ${process.platform}-${process.arch}`);
   const configFile = nearestConfig(dirname(resolve(files[0] as string)));
   if (!configFile) return unusable(`no tsconfig.json above ${dirname(files[0] as string)}`);
+  const configDirUser = configChain(configFile).find((f) => readText(f).includes("${configDir}"));
+  if (configDirUser) return unusable(`${configDirUser} uses \${configDir}`);
   const scratch = scratchDir(dirname(configFile));
   if (!scratch) return unusable(`no node_modules folder above ${dirname(configFile)}`);
   const project = writeProject(scratch, configFile, files);
@@ -70,6 +72,41 @@ function nearestConfig(from: string): string | undefined {
     const candidate = join(dir, "tsconfig.json");
     if (existsSync(candidate)) return candidate;
     if (dirname(dir) === dir) return undefined;
+  }
+}
+
+/**
+ * The tsconfig.json and the files it extends, as far as they can be found. `${configDir}` in
+ * any of them names the folder of the project file that is checked, which here is not the
+ * tsconfig.json's own.
+ */
+function configChain(configFile: string, seen = new Set<string>()): string[] {
+  if (seen.has(configFile) || !existsSync(configFile)) return [];
+  seen.add(configFile);
+  const extended = /"extends"\s*:\s*("[^"]*"|\[[^\]]*\])/.exec(readText(configFile))?.[1];
+  const names = extended ? [...extended.matchAll(/"([^"]+)"/g)].map((m) => m[1] as string) : [];
+  const bases = names.map((name) => resolveConfig(name, dirname(configFile)));
+  return [configFile, ...bases.flatMap((base) => (base ? configChain(base, seen) : []))];
+}
+
+function resolveConfig(name: string, from: string): string | undefined {
+  if (/^\.{0,2}\//.test(name)) return resolve(from, /\.json$/.test(name) ? name : `${name}.json`);
+  const require = createRequire(join(from, "tsconfig.json"));
+  for (const candidate of [name, `${name}.json`, `${name}/tsconfig.json`]) {
+    try {
+      return require.resolve(candidate);
+    } catch {
+      // the next spelling
+    }
+  }
+  return undefined;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return "";
   }
 }
 

@@ -71,6 +71,18 @@ describe("omens-play lint: the native TypeScript compiler", () => {
     });
   }, 60_000);
 
+  it("is unusable when a tsconfig.json it extends uses ${configDir}", async () => {
+    // ${configDir} would name the folder of the generated project file, not the tsconfig's.
+    const file = fixture("typecheck/config-dir/main.ts");
+    expect(await typecheckNative([file])).toEqual({
+      kind: "unusable",
+      why: `${fixture("typecheck/config-dir/base.json")} uses \${configDir}`,
+    });
+    expect(typecheck([file]).map((f) => [f.where.line, f.message])).toEqual([
+      [4, "TS2322: Type 'number' is not assignable to type 'string'."],
+    ]);
+  }, 60_000);
+
   it("is unusable when it does not start", async () => {
     const notAProgram = fixture("type-error.ts");
     const result = await typecheckNative([fixture("type-error.ts")], notAProgram);
