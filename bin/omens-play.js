@@ -3,8 +3,8 @@
 // starts several times faster than compiling every file on load. With OMENS_TSX=1, or when the
 // cache cannot be built, the engine runs straight from its TypeScript sources through tsx.
 // Either way playbooks, roles and the engine run from .ts files with no build step by the user.
-// `lint` loads and type-checks playbooks itself, from their sources.
-const fromCache = process.env.OMENS_TSX !== "1" && process.argv[2] !== "lint";
+// `lint` loads playbooks the same way (its type check reads the sources itself).
+const fromCache = process.env.OMENS_TSX !== "1";
 const engine = (fromCache ? await compiled() : undefined) ?? (await fromSources());
 process.exitCode = await engine.main(process.argv.slice(2), undefined, engine.importPlaybook);
 

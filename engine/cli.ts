@@ -88,7 +88,8 @@ export async function main(
   terminal: Terminal = processTerminal(),
   importPlaybook: PlaybookImporter = importSource,
 ): Promise<number> {
-  if (argv[0] === "lint") return (await import("./lint/cli.js")).lintMain(argv.slice(1), terminal);
+  if (argv[0] === "lint")
+    return (await import("./lint/cli.js")).lintMain(argv.slice(1), terminal, importPlaybook);
   let verbosity = 0;
   try {
     const options = parseCli(argv);

@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import type { PlaybookImporter } from "../cli.js";
 import { describeError, inputError, OmensError, toOmensError } from "../errors.js";
 import type { Terminal } from "../output/plain.js";
 import { EXIT } from "../runner/run.js";
@@ -33,14 +34,19 @@ interface LintCli {
 }
 
 /** `omens-play lint ...`: returns the exit code. */
-export async function lintMain(argv: string[], terminal: Terminal): Promise<number> {
+export async function lintMain(
+  argv: string[],
+  terminal: Terminal,
+  importPlaybook?: PlaybookImporter,
+): Promise<number> {
   try {
     const options = parseLintCli(argv);
     if (options === "help") {
       terminal.out(USAGE);
       return EXIT.ok;
     }
-    const report = await lint(options);
+    const report = await lint({ ...options, ...(importPlaybook ? { importPlaybook } : {}) });
+    for (const warning of report.warnings) terminal.err(`warning: ${warning}`);
     print(report, options, terminal);
     return exitCode(report, options.strict);
   } catch (error) {

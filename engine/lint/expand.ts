@@ -17,7 +17,7 @@ import type { RoleUse } from "../dsl/role.js";
 import type { Step } from "../dsl/block.js";
 import type { HandlerRef, Task } from "../dsl/task.js";
 import { taskFinding, type Finding } from "./finding.js";
-import { numericModes } from "./rules/risky-octal.js";
+import { numericModes } from "./rules/numeric-modes.js";
 import { varProblem } from "./role-vars.js";
 
 /** One task as built for one host, with what lint needs to check it. */

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { loadPlaybook } from "../cli.js";
+import { loadPlaybook, type PlaybookImporter } from "../cli.js";
 import { inputError, OmensError } from "../errors.js";
 import type { Inventory } from "../inventory/load.js";
 import { usePlaceholderSecrets } from "../secret.js";
@@ -10,6 +10,7 @@ import { lintInventory } from "./inventory.js";
 import { errorFinding, modelPlaybook, type LintModel } from "./model.js";
 import { RULES } from "./rules/index.js";
 import { applySkips, type Suppressed } from "./skip.js";
+import { typecheckNative } from "./typecheck-native.js";
 import { typecheckInThread } from "./typecheck-thread.js";
 
 /** What to lint. */
@@ -20,6 +21,8 @@ export interface LintOptions {
   inventories: string[];
   /** Run the TypeScript compiler over the playbooks (default true). */
   typecheck?: boolean;
+  /** How playbooks are imported (default: from their sources, as `omens-play` runs them). */
+  importPlaybook?: PlaybookImporter;
 }
 
 /** Everything one lint run found. */
@@ -29,6 +32,8 @@ export interface LintReport {
   suppressed: Suppressed[];
   playbooks: string[];
   inventories: string[];
+  /** What the run could not do as usual, e.g. type-checking without the native compiler. */
+  warnings: string[];
 }
 
 /**
@@ -49,15 +54,21 @@ export async function lint(options: LintOptions): Promise<LintReport> {
     model.problems.push(...findings);
     if (inventory) model.inventories.push(inventory);
   }
+  const warnings: string[] = [];
   const types =
     options.typecheck === false
-      ? Promise.resolve({ findings: [] })
-      : typecheckInThread(files.map((f) => f.file));
-  for (const { file, fromFolder } of files) await addPlaybook(model, file, fromFolder);
+      ? Promise.resolve([])
+      : checkTypes(
+          files.map((f) => f.file),
+          warnings,
+        );
+  const importPlaybook = options.importPlaybook ?? importSource;
+  for (const { file, fromFolder } of files)
+    await addPlaybook(model, { file, fromFolder, importPlaybook });
   const found = [
     ...model.problems,
     ...RULES.flatMap((rule) => rule.check(model)),
-    ...(await types).findings,
+    ...(await types),
   ];
   const { active, suppressed } = applySkips(found, model);
   return {
@@ -65,7 +76,19 @@ export async function lint(options: LintOptions): Promise<LintReport> {
     suppressed: mergeSuppressed(suppressed),
     playbooks: model.playbooks.map((p) => p.file),
     inventories: model.inventories.map((i: Inventory) => i.file),
+    warnings,
   };
+}
+
+/**
+ * The native compiler in a child process while this thread loads the playbooks; when it cannot
+ * be used, the compiler API in a worker thread, which finds the same errors more slowly.
+ */
+async function checkTypes(files: string[], warnings: string[]): Promise<Finding[]> {
+  const native = await typecheckNative(files);
+  if (native.kind === "checked") return native.findings;
+  warnings.push(`${native.why}; type-checking with the TypeScript compiler API instead (slower)`);
+  return (await typecheckInThread(files)).findings;
 }
 
 interface PlaybookFile {
@@ -84,13 +107,20 @@ function discover(path: string): PlaybookFile[] {
     .map((name) => ({ file: join(full, name), fromFolder: true }));
 }
 
+interface PlaybookToAdd extends PlaybookFile {
+  importPlaybook: PlaybookImporter;
+}
+
+const importSource: PlaybookImporter = (file) => import(pathToFileURL(file).href);
+
 /** In a folder, a module with no default export is a helper, not a broken playbook. */
-async function addPlaybook(model: LintModel, file: string, fromFolder: boolean) {
+async function addPlaybook(model: LintModel, toAdd: PlaybookToAdd) {
+  const { file, fromFolder, importPlaybook } = toAdd;
   try {
-    const playbook = await loadPlaybook(file);
+    const playbook = await loadPlaybook(file, importPlaybook);
     model.playbooks.push(modelPlaybook(file, playbook, model.inventories, model.problems));
   } catch (error) {
-    if (fromFolder && (await isHelperModule(error, file))) return;
+    if (fromFolder && (await isHelperModule(error, file, importPlaybook))) return;
     const finding = errorFinding("playbook-load", error, file);
     const loading = error instanceof OmensError && error.code === "PLAYBOOK_LOAD";
     model.problems.push(
@@ -101,10 +131,13 @@ async function addPlaybook(model: LintModel, file: string, fromFolder: boolean) 
   }
 }
 
-async function isHelperModule(error: unknown, file: string): Promise<boolean> {
+async function isHelperModule(
+  error: unknown,
+  file: string,
+  importPlaybook: PlaybookImporter,
+): Promise<boolean> {
   if (!(error instanceof OmensError) || error.code !== "PLAYBOOK_EXPORT") return false;
-  const module = (await import(pathToFileURL(file).href)) as { default?: unknown };
-  return module.default === undefined;
+  return (await importPlaybook(file)).default === undefined;
 }
 
 /** Silenced findings merged like active ones, each keeping the reason its skip gave. */

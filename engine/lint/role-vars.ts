@@ -3,7 +3,7 @@ import type { Where } from "../errors.js";
 import type { InventoryHost } from "../inventory/load.js";
 import type { RoleUse } from "../dsl/role.js";
 import type { Finding } from "./finding.js";
-import { displayPath } from "./format/describe.js";
+import { displayPath } from "./format/display-path.js";
 
 /**
  * One role variable that does not fit the role's schema on one host, located where the value

@@ -1,4 +1,3 @@
-import { isAbsolute, relative } from "node:path";
 import type { Finding, LintLevel } from "../finding.js";
 import { ruleFor } from "../rules/index.js";
 
@@ -12,10 +11,4 @@ export function fullMessage(finding: Finding): string {
   const hosts = finding.hosts ?? [];
   if (hosts.length === 0) return finding.message;
   return `${finding.message} (host${hosts.length > 1 ? "s" : ""} ${hosts.join(", ")})`;
-}
-
-/** A path relative to the working folder when it lies below it. */
-export function displayPath(file: string, root = process.cwd()): string {
-  const rel = relative(root, file);
-  return rel.startsWith("..") || isAbsolute(rel) ? file : rel;
 }

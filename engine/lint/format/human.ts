@@ -1,6 +1,7 @@
 import type { LintReport } from "../lint.js";
 import type { Finding } from "../finding.js";
-import { displayPath, fullMessage, levelOf } from "./describe.js";
+import { fullMessage, levelOf } from "./describe.js";
+import { displayPath } from "./display-path.js";
 
 /** `file:line:col rule-id level: message`, one line per finding, then a summary line. */
 export function formatHuman(report: LintReport): string[] {

@@ -1,6 +1,7 @@
 import type { Finding } from "../finding.js";
 import type { LintReport } from "../lint.js";
-import { displayPath, levelOf } from "./describe.js";
+import { levelOf } from "./describe.js";
+import { displayPath } from "./display-path.js";
 
 /** The report as one JSON document (`--format json`). */
 export function formatJson(report: LintReport): string {

@@ -4,7 +4,8 @@ import type { Finding } from "../finding.js";
 import type { LintReport } from "../lint.js";
 import { isSkippable } from "../rule-ids.js";
 import { RULES } from "../rules/index.js";
-import { displayPath, fullMessage, levelOf } from "./describe.js";
+import { fullMessage, levelOf } from "./describe.js";
+import { displayPath } from "./display-path.js";
 
 const ROOT = "SRCROOT";
 

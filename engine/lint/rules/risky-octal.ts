@@ -1,13 +1,6 @@
-import type { Task } from "../../dsl/task.js";
 import { taskFinding, taskTitle, type Rule } from "../finding.js";
 import { allTasks } from "../model.js";
-
-/** Mode arguments of a task given as numbers: `mode`, or any argument named `...Mode`. */
-export function numericModes(task: Task): { key: string; value: number }[] {
-  return Object.entries(task.args)
-    .filter(([key, value]) => /^mode$|Mode$/.test(key) && typeof value === "number")
-    .map(([key, value]) => ({ key, value: value as number }));
-}
+import { numericModes } from "./numeric-modes.js";
 
 /**
  * What a numeric mode means, and the string to write instead. Digits 0-7 only: the author
