@@ -1,6 +1,6 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -268,6 +268,52 @@ describe("sprint 4: DevID rotation, renewal timer, hardening", () => {
       sshRoot("ca", "systemctl start spire-agent");
     }
   }, 300_000);
+  it("the drift report: the whole stack under --check, per host and role (exit 6)", async () => {
+    // After sprint 3 the inventory states the new attestation phase.
+    const migrated = join(mkdtempSync(join(tmpdir(), "omens-site-")), "lab.yaml");
+    writeFileSync(
+      migrated,
+      readFileSync(inventory, "utf8")
+        .replace(/^(\s+)spireAgentAttestor: join_token$/m, "$1spireAgentAttestor: tpm_devid")
+        .replace(/^(\s+)spireNodeAttestors: \[join_token\]$/m, "$1spireNodeAttestors: [tpm_devid]"),
+    );
+    expect(readFileSync(migrated, "utf8")).toMatch(/spireNodeAttestors: \[tpm_devid\]/);
+    const reportFile = join(dirname(migrated), "drift.json");
+    const site = (...extra: string[]) =>
+      play("playbooks/site.ts", migrated, "--check", "--fail-on-change", ...extra);
+
+    const clean = await site();
+    expect(clean.code, clean.stderr).toBe(0);
+
+    // Drift made by hand: a weaker sshd setting on auth, a looser server.conf mode on spire.
+    const drop = "/etc/ssh/sshd_config.d/50-omens-hardening.conf";
+    sshRoot("auth", `sed -i 's/^MaxAuthTries 3$/MaxAuthTries 6/' ${drop}`);
+    sshRoot("spire", "chmod 0644 /etc/spire/server/server.conf");
+    const before = HOSTS.map(hashHostTree);
+    const drifted = await site("--report", reportFile);
+    expect(drifted.code, drifted.stderr).toBe(6);
+    const changes = (JSON.parse(readFileSync(reportFile, "utf8")) as { changes: unknown[] })
+      .changes;
+    expect(changes).toEqual(
+      expect.arrayContaining([
+        {
+          host: "spire",
+          role: "spire-server",
+          tasks: ["spire-server: template /etc/spire/server/server.conf"],
+        },
+        { host: "auth", role: "hardening", tasks: [`hardening: template ${drop}`] },
+      ]),
+    );
+    expect(changes).toHaveLength(2);
+    expect(HOSTS.map(hashHostTree)).toEqual(before);
+
+    // A real run puts both back; the next check finds no drift.
+    expectClean(await play("playbooks/site.ts", migrated), "site.ts");
+    expect(sshRoot("auth", `grep MaxAuthTries ${drop}`).trim()).toBe("MaxAuthTries 3");
+    const again = await site();
+    expect(again.code, again.stderr).toBe(0);
+  }, 600_000);
+
   it("the renewal check on its own fails inside the window, and the hardening holds", async () => {
     const agents = HOSTS.map(agentInvocation);
     const run = await play(SPRINT4, inventory);
