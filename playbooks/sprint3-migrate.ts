@@ -26,7 +26,9 @@ import {
   agentConfView,
   agentHealth,
   agentUnitView,
+  fetchSvidCommand,
   SpireAgentVars,
+  workloadSvidGate,
 } from "../roles/spire-agent/index.js";
 import {
   SERVER_DEVID_CA,
@@ -182,12 +184,11 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
   const probeUser = text(vars.spireWorkloadProbeUser, "root");
   const alias = `spiffe://${agent.trustDomain}/host/${host}`;
   const selector = `tpm_devid:subject:cn:${cn}`;
-  const socket = quote(agent.spireAgentSocket);
   // The role's own views: a sprint 1 or 2 re-run with spireAgentAttestor: tpm_devid writes
   // exactly these files again.
   const devid = { ...agent, spireAgentAttestor: "tpm_devid" } as const;
   const data = agent.spireAgentDataDir;
-  const fetchSvid = `runuser -u ${quote(probeUser)} -- spire-agent api fetch x509 -socketPath ${socket} >/dev/null`;
+  const fetchSvid = fetchSvidCommand(agent, probeUser);
 
   const gates: Task[] = [
     x509({
@@ -278,13 +279,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
       until: (r) => r.rc === 0 && String(r.stdout).includes('"tpm_devid"'),
       changedWhen: () => false,
     }),
-    command({
-      name: `gate: a workload (${probeUser}) still gets an X509-SVID`,
-      shell: fetchSvid,
-      retries: 15,
-      delay: 2,
-      changedWhen: () => false,
-    }),
+    workloadSvidGate(agent, probeUser),
   ];
 
   const rollback: Task[] = [

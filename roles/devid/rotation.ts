@@ -11,7 +11,7 @@ import {
 } from "../../engine/index.js";
 import { quote } from "../../engine/shell.js";
 import { roleVars, withOptions } from "../common/compose.js";
-import { agentHealth, SpireAgentVars } from "../spire-agent/index.js";
+import { agentHealth, SpireAgentVars, workloadSvidGate } from "../spire-agent/index.js";
 import { DEVID_CHECK_UNIT } from "./check.js";
 import { devidCertificate, DevidVars } from "./index.js";
 
@@ -46,7 +46,6 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
   const conf = "/etc/spire/agent/agent.conf";
   const probeUser =
     typeof hostVars.spireWorkloadProbeUser === "string" ? hostVars.spireWorkloadProbeUser : "root";
-  const fetchSvid = `runuser -u ${quote(probeUser)} -- spire-agent api fetch x509 -socketPath ${quote(agent.spireAgentSocket)} >/dev/null`;
   const renewed = (ctx: TaskContext) => ctx.registered.devidInstalled?.changed === true;
   const onDevid = (ctx: TaskContext) => ctx.registered.devidAgentAttestor?.rc === 0;
   const newId = (ctx: TaskContext) => {
@@ -91,13 +90,7 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
       delay: 2,
       changedWhen: () => false,
     }),
-    command({
-      name: `gate: a workload (${probeUser}) still gets an X509-SVID`,
-      shell: fetchSvid,
-      retries: 15,
-      delay: 2,
-      changedWhen: () => false,
-    }),
+    workloadSvidGate(agent, probeUser),
     command({
       name: "server: evict the agent of the replaced DevID",
       shell: deferred((ctx) => {

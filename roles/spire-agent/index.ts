@@ -285,6 +285,26 @@ export function agentUnitView(vars: Vars): Record<string, unknown> {
   };
 }
 
+/** Asks the agent for an X509-SVID as `user`, i.e. as one of the host's workloads; prints nothing. */
+export function fetchSvidCommand(vars: Pick<Vars, "spireAgentSocket">, user: string): string {
+  return `runuser -u ${quote(user)} -- spire-agent api fetch x509 -socketPath ${quote(vars.spireAgentSocket)} >/dev/null`;
+}
+
+/** Gate: a workload of the host (`user`) gets an X509-SVID, asked 16 times 2 s apart. */
+export function workloadSvidGate(
+  vars: Pick<Vars, "spireAgentSocket">,
+  user: string,
+  name = `gate: a workload (${user}) still gets an X509-SVID`,
+): Task {
+  return command({
+    name,
+    shell: fetchSvidCommand(vars, user),
+    retries: 15,
+    delay: 2,
+    changedWhen: () => false,
+  });
+}
+
 /**
  * Healthy means the agent answers on its socket. A spent join token is named as the cause
  * instead of a bare timeout: that agent will not come up until it gets a fresh token.

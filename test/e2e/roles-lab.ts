@@ -1,7 +1,8 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { labInventory, ROOT } from "../helpers/lab.js";
+import { expect } from "vitest";
+import { labInventory, omensPlay, results, ROOT, type PlayRun } from "../helpers/lab.js";
 
 /**
  * The lab inventory with each release's sha256 taken from the build `lab-up.sh` just made
@@ -21,4 +22,15 @@ export function pinnedLabInventory(): string {
   const file = join(mkdtempSync(join(tmpdir(), "omens-pinned-")), "lab.yaml");
   writeFileSync(file, text);
   return file;
+}
+
+/** Runs a playbook with the CLI against an inventory, with JSON events. */
+export const playJson = (book: string, inventory: string, ...extra: string[]) =>
+  omensPlay([book, "-i", inventory, "--json", ...extra]);
+
+/** The run ended with exit 0, and no task failed and no host was unreachable. */
+export function expectClean(run: PlayRun, what: string) {
+  const failed = results(run).filter((r) => r.status === "failed" || r.status === "unreachable");
+  expect(failed, `${what}: ${JSON.stringify(failed, null, 1)}\n${run.stderr}`).toEqual([]);
+  expect(run.code, `${what}\n${run.stderr}`).toBe(0);
 }

@@ -17,7 +17,7 @@ import {
   type LabHost,
   type PlayRun,
 } from "../helpers/lab.js";
-import { pinnedLabInventory } from "./roles-lab.js";
+import { expectClean, pinnedLabInventory, playJson } from "./roles-lab.js";
 
 // The whole stack on a fresh lab, in order: sprint 1, sprint 2, re-runs, check runs, then the
 // facts a user relies on (DevID chain and key, JWKS over TLS, configs that parse), and last a
@@ -26,14 +26,7 @@ import { pinnedLabInventory } from "./roles-lab.js";
 const SPRINT1 = "playbooks/sprint1-foundation.ts";
 const SPRINT2 = "playbooks/sprint2-integration.ts";
 let inventory = "";
-const play = (book: string, ...extra: string[]) =>
-  omensPlay([book, "-i", inventory, "--json", ...extra]);
-
-function expectClean(run: PlayRun, what: string) {
-  const failed = results(run).filter((r) => r.status === "failed" || r.status === "unreachable");
-  expect(failed, `${what}: ${JSON.stringify(failed, null, 1)}\n${run.stderr}`).toEqual([]);
-  expect(run.code, `${what}\n${run.stderr}`).toBe(0);
-}
+const play = (book: string, ...extra: string[]) => playJson(book, inventory, ...extra);
 
 function changedTasks(run: PlayRun) {
   return results(run)

@@ -5,14 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   LAB_DIR,
   LAB_HOSTS,
-  omensPlay,
   rebuildLab,
   results,
   sshRoot,
   type LabHost,
   type PlayRun,
 } from "../helpers/lab.js";
-import { pinnedLabInventory } from "./roles-lab.js";
+import { expectClean, pinnedLabInventory, playJson } from "./roles-lab.js";
 
 // Sprints 1 and 2 re-run after sprint 3 has moved every agent to tpm_devid. With the inventory
 // still at the join_token phase the roles refuse, on each host, before writing anything; with
@@ -25,14 +24,7 @@ const AGENT_SOCKET = "/run/spire/agent/api.sock";
 const PROBE_USERS: Record<LabHost, string> = { spire: "openbao", auth: "root", ca: "step" };
 let inventory = "";
 
-const play = (book: string, inv: string, ...extra: string[]) =>
-  omensPlay([book, "-i", inv, "--json", ...extra]);
-
-function expectClean(run: PlayRun, what: string) {
-  const failed = results(run).filter((r) => r.status === "failed" || r.status === "unreachable");
-  expect(failed, `${what}: ${JSON.stringify(failed, null, 1)}\n${run.stderr}`).toEqual([]);
-  expect(run.code, `${what}\n${run.stderr}`).toBe(0);
-}
+const play = playJson;
 
 function expectNothingChanged(run: PlayRun, what: string) {
   const changed = results(run).filter((r) => r.status === "changed");

@@ -7,12 +7,11 @@ import {
   hashHostTree,
   rebuildLab,
   LAB_DIR,
-  omensPlay,
   results,
   sshRoot,
   type PlayRun,
 } from "../helpers/lab.js";
-import { pinnedLabInventory } from "./roles-lab.js";
+import { expectClean, pinnedLabInventory, playJson } from "./roles-lab.js";
 
 // Sprint 3 on a lab converged by sprints 1 and 2. The tests share the lab and run in file
 // order: a failed migration of auth (wrong DevID root on the server) is rolled back first, then
@@ -23,14 +22,7 @@ const SERVER_SOCKET = "/run/spire/server/api.sock";
 const AGENT_SOCKET = "/run/spire/agent/api.sock";
 let inventory = "";
 
-const play = (book: string, inv: string, ...extra: string[]) =>
-  omensPlay([book, "-i", inv, "--json", ...extra]);
-
-function expectClean(run: PlayRun, what: string) {
-  const failed = results(run).filter((r) => r.status === "failed" || r.status === "unreachable");
-  expect(failed, `${what}: ${JSON.stringify(failed, null, 1)}\n${run.stderr}`).toEqual([]);
-  expect(run.code, `${what}\n${run.stderr}`).toBe(0);
-}
+const play = playJson;
 
 interface ListedAgent {
   id: { path: string };

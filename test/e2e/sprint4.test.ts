@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   hashHostTree,
   LAB_DIR,
-  omensPlay,
   rebuildLab,
   results,
   sshOk,
@@ -15,7 +14,7 @@ import {
   type LabHost,
   type PlayRun,
 } from "../helpers/lab.js";
-import { pinnedLabInventory } from "./roles-lab.js";
+import { expectClean, pinnedLabInventory, playJson } from "./roles-lab.js";
 
 // Sprint 4 on a fresh lab taken through sprints 1 to 3 (every agent on tpm_devid). The tests
 // run in file order: a check run, a rotation whose gate fails and is rolled back, a rotation of
@@ -29,14 +28,7 @@ const SERVER_SOCKET = "/run/spire/server/api.sock";
 const AGENT_SOCKET = "/run/spire/agent/api.sock";
 let inventory = "";
 
-const play = (book: string, inv: string, ...extra: string[]) =>
-  omensPlay([book, "-i", inv, "--json", ...extra]);
-
-function expectClean(run: PlayRun, what: string) {
-  const failed = results(run).filter((r) => r.status === "failed" || r.status === "unreachable");
-  expect(failed, `${what}: ${JSON.stringify(failed, null, 1)}\n${run.stderr}`).toEqual([]);
-  expect(run.code, `${what}\n${run.stderr}`).toBe(0);
-}
+const play = playJson;
 
 const changedTasks = (run: PlayRun, host: string) =>
   results(run, host)
