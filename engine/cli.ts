@@ -2,7 +2,7 @@ import { existsSync, writeFileSync, renameSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createInterface } from "node:readline";
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ensureBecomePasswords } from "./become-password.js";
 import { describeError, inputError, OmensError, toOmensError } from "./errors.js";
 import type { EventSink } from "./events.js";
@@ -104,9 +104,21 @@ export async function main(
   }
 }
 
+/** node's parseArgs, whose errors (an unknown option, a missing value) are usage errors. */
+function parseUsage<T extends ParseArgsConfig>(config: T) {
+  try {
+    return parseArgs(config);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))
+      throw inputError("usage", "USAGE", `${(error as Error).message}\n${USAGE}`);
+    throw error;
+  }
+}
+
 function parseCli(argv: string[]): CliOptions | "help" {
   const verbosity = argv.reduce((n, a) => n + (/^-v+$/.test(a) ? a.length - 1 : 0), 0);
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseUsage({
     args: argv.filter((a) => !/^-v+$/.test(a)),
     allowPositionals: true,
     options: {

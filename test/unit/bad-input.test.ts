@@ -50,6 +50,18 @@ describe("bad input gives one clear error, file and line, exit code 5", () => {
     expect(run.stderr).toMatch(/at siteHosts \(.*throws\.ts:5:9\)/);
   });
 
+  it.each([
+    ["an unknown option", ["--frobnicate"], /Unknown option '--frobnicate'/],
+    ["an option without its value", ["--limit"], /'-l, --limit <value>' argument missing/],
+    ["--report without a file", ["--report"], /'--report <value>' argument missing/],
+  ])("%s is a usage error (exit 5), with the usage text", async (_name, args, message) => {
+    const run = await omensPlay([fixture("ping.ts"), "-i", GOOD_INVENTORY, ...args]);
+    expect(run.code, run.stderr).toBe(5);
+    expect(run.stderr).toMatch(message);
+    expect(run.stderr).toContain("usage: omens-play PLAYBOOK.ts [options]");
+    expect(run.stderr).not.toMatch(STACK_FRAME);
+  });
+
   it("a host list file that does not exist (--limit @file) is bad input", async () => {
     const run = await omensPlay([
       fixture("ping.ts"),

@@ -460,3 +460,23 @@ describe("--report on the command line", () => {
     expect(usage).toContain("6 changes found (with --check: drift");
   });
 });
+
+describe("JSON Lines output", () => {
+  it("ends with the recap even when notices follow it (retry file, statistics)", async () => {
+    const { jsonRenderer } = await import("../../engine/output/json.js");
+    const lines: string[] = [];
+    const sink = jsonRenderer({
+      out: (l: string) => void lines.push(l),
+      err: () => undefined,
+      tty: false,
+      color: false,
+    });
+    sink({ kind: "warning", message: "before" });
+    sink({ kind: "recap", hosts: {}, check: false, durationMs: 1 });
+    sink({ kind: "warning", message: "failed and unreachable hosts listed in x.retry" });
+    await sink.close();
+    expect(
+      lines.map((l) => (JSON.parse(l) as { kind: string; message?: string }).message ?? "recap"),
+    ).toEqual(["before", "failed and unreachable hosts listed in x.retry", "recap"]);
+  });
+});
