@@ -170,7 +170,12 @@ function freshnessProbe(spec: StepCertificate): string {
     `[ "$(openssl x509 -in ${crt} -noout -pubkey)" = "$(${publicKeyCommand(spec)})" ]`,
     ...names,
   ];
-  return `if ${checks.join(" && ")}; then echo fresh; else echo renew; fi`;
+  const decide = `if ${checks.join(" && ")}; then echo fresh; else echo renew; fi`;
+  const key = spec.key;
+  if (key.kind === "file") return decide;
+  // A TPM that does not answer must not read as "a certificate for another key: renew".
+  const tcti = quote(key.tcti);
+  return `if ! TPM2TOOLS_TCTI=${tcti} tpm2_getcap properties-fixed >/dev/null 2>&1; then echo "the TPM does not answer (TCTI ${key.tcti.replace(/["\\$`]/g, "")}): cannot tell whether ${spec.certPath.replace(/["\\$`]/g, "")} is for its key" >&2; exit 1; fi; ${decide}`;
 }
 
 function publicKeyCommand(spec: StepCertificate): string {

@@ -3,6 +3,7 @@ import {
   block,
   command,
   deferred,
+  stat,
   systemd,
   x509,
   type CertFacts,
@@ -50,7 +51,7 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
   const onDevid = (ctx: TaskContext) => ctx.registered.devidAgentAttestor?.rc === 0;
   const newId = (ctx: TaskContext) => {
     const after = certOf(ctx, "devidAfter");
-    return after ? devidAgentId(agent.trustDomain, after.sha1) : "(the new agent ID)";
+    return after ? devidAgentId(agent.trustDomain, after.sha1) : "(the agent ID of the new DevID)";
   };
   const oldId = (ctx: TaskContext) => {
     const before = certOf(ctx, "devidBefore");
@@ -60,13 +61,6 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
   const serverSocket = quote(agent.spireServerSocket);
 
   const reattest: Step[] = [
-    x509({
-      name: `devid: the new certificate at ${cert}`,
-      path: cert,
-      register: "devidAfter",
-      checkMode: false,
-      when: (ctx) => !ctx.check,
-    }),
     command({
       name: "agent: cached state removed, so it attests with the new DevID",
       shell: `rm -f ${quote(`${data}/agent-data.json`)}`,
@@ -110,6 +104,8 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
     command({
       name: `rollback: ${previous} back in place`,
       shell: `cp -p ${quote(previous)} ${quote(`${cert}.restore`)} && mv ${quote(`${cert}.restore`)} ${quote(cert)} && rm -f ${quote(`${data}/agent-data.json`)} && echo restored`,
+      // Only a certificate this run replaced has a previous one to go back to.
+      when: (ctx) => renewed(ctx) && certOf(ctx, "devidBefore") !== undefined,
       changedWhen: (r) => String(r.stdout).includes("restored"),
     }),
     systemd({ name: "rollback: restart spire-agent", unit: "spire-agent", state: "restarted" }),
@@ -126,10 +122,14 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
   ];
 
   return [
+    stat({ name: `devid: ${cert}`, path: cert, register: "devidStat" }),
     x509({
       name: `devid: days left on ${cert}`,
       path: cert,
       register: "devidBefore",
+      // A missing certificate is issued below, like one inside its window.
+      when: (ctx) =>
+        (ctx.registered.devidStat?.stat as { exists?: boolean } | undefined)?.exists === true,
     }),
     command({
       name: "agent: does it attest with tpm_devid",
@@ -140,9 +140,37 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
       changedWhen: () => false,
     }),
     ...devidCertificate(devid, { register: "devidInstalled", backupTo: previous }),
+    x509({
+      name: `devid: the certificate now at ${cert}`,
+      path: cert,
+      register: "devidAfter",
+      checkMode: false,
+      when: (ctx) => !(ctx.check && renewed(ctx)) && onDevid(ctx),
+    }),
+    command({
+      name: "server: is the agent of this DevID the one attested",
+      argv: deferred((ctx) => [
+        "spire-server",
+        "agent",
+        "show",
+        "-socketPath",
+        agent.spireServerSocket,
+        "-spiffeID",
+        newId(ctx),
+      ]),
+      delegateTo: server,
+      register: "devidAgentListed",
+      when: (ctx) => certOf(ctx, "devidAfter") !== undefined,
+      checkMode: false,
+      failedWhen: () => false,
+      changedWhen: () => false,
+    }),
     block({
       name: `${host}'s agent attests with the new DevID, or the old one comes back`,
-      when: (ctx) => renewed(ctx) && onDevid(ctx),
+      // Renewed now, or renewed earlier by another play (the devid role) without the agent
+      // attesting again: the server does not know the agent of the certificate in place.
+      when: (ctx) =>
+        onDevid(ctx) && (renewed(ctx) || (ctx.registered.devidAgentListed?.rc ?? 0) !== 0),
       tasks: reattest,
       rescue: putBack,
     }),

@@ -44,10 +44,16 @@ export function certExpiry(component: string, label: string, path: string, min: 
   });
 }
 
+/** The unit runs (systemd's view); the detail is its state, e.g. "inactive" or "failed". */
+function active(component: string, unit: string): Task {
+  return probe({ component, check: "active", shell: `systemctl is-active ${quote(unit)}` });
+}
+
 /** The SPIRE server: healthy, its agents, its federation bundle endpoint. */
 function spireServerChecks(vars: Record<string, unknown>): Task[] {
   const socket = quote(text(vars.spireServerSocket, "/run/spire/server/api.sock"));
   return [
+    active("spire-server", "spire-server"),
     probe({
       component: "spire-server",
       check: "healthcheck",
@@ -99,6 +105,11 @@ function spireAgentChecks(vars: Record<string, unknown>): Task[] {
       check: "runs in its systemd sandbox",
       shell: `if ${agentSandboxProbe()}; then echo "no new privileges, read-only system"; elif systemctl is-active --quiet spire-agent; then echo "running outside its sandbox"; exit 1; else echo "not running"; exit 1; fi`,
     }),
+    probe({
+      component: "tpm",
+      check: "answers",
+      shell: `TPM2TOOLS_TCTI=${quote(agent.tpmTcti)} tpm2_getcap properties-fixed >/dev/null && echo "answers (${agent.tpmTcti.replace(/["\\$`]/g, "")})"`,
+    }),
     certExpiry("devid", "DevID", `${devid.devidDir}/devid.crt`, minDays(vars)),
     probe({
       component: "devid",
@@ -112,6 +123,7 @@ function spireAgentChecks(vars: Record<string, unknown>): Task[] {
 function stepCaChecks(vars: Record<string, unknown>): Task[] {
   const port = typeof vars.stepCaPort === "number" ? vars.stepCaPort : 9000;
   return [
+    active("step-ca", "step-ca"),
     probe({
       component: "step-ca",
       check: "health",
@@ -125,10 +137,11 @@ function stepCaChecks(vars: Record<string, unknown>): Task[] {
 /** OpenBao: initialised, unsealed and active (sys/health's status codes), and its TLS. */
 function openbaoChecks(vars: Record<string, unknown>): Task[] {
   return [
+    active("openbao", "openbao"),
     probe({
       component: "openbao",
       check: "initialised, unsealed, active",
-      shell: `code=$(curl -s -o /tmp/.omens-bao-health -w '%{http_code}' --max-time 5 --cacert /etc/openbao/tls/ca.crt https://127.0.0.1:8200/v1/sys/health); body=$(cat /tmp/.omens-bao-health 2>/dev/null); rm -f /tmp/.omens-bao-health; case "$code" in 200) echo "active, unsealed";; 429) echo "standby (unsealed)"; exit 1;; 501) echo "not initialised"; exit 1;; 503) echo "sealed"; exit 1;; *) echo "sys/health answered $code: $body"; exit 1;; esac`,
+      shell: `code=$(curl -s -o /tmp/.omens-bao-health -w '%{http_code}' --max-time 5 --cacert /etc/openbao/tls/ca.crt https://127.0.0.1:8200/v1/sys/health); body=$(cat /tmp/.omens-bao-health 2>/dev/null); rm -f /tmp/.omens-bao-health; case "$code" in 000) echo "no answer on 8200 (not running?)"; exit 1;; 200) echo "active, unsealed";; 429) echo "standby (unsealed)"; exit 1;; 501) echo "not initialised"; exit 1;; 503) echo "sealed"; exit 1;; *) echo "sys/health answered $code: $body"; exit 1;; esac`,
     }),
     certExpiry("openbao", "TLS", "/etc/openbao/tls/tls.crt", minDays(vars)),
   ];
@@ -140,7 +153,7 @@ function jwksChecks(vars: Record<string, unknown>): Task[] {
   const name = names[0] ?? "localhost";
   const port = typeof vars.jwksPort === "number" ? vars.jwksPort : 8444;
   return [
-    probe({ component: "nginx", check: "active", shell: "systemctl is-active nginx" }),
+    active("nginx", "nginx"),
     probe({
       component: "nginx",
       check: `JWKS at https://${name}:${port}/keys`,

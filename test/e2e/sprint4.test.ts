@@ -223,12 +223,13 @@ describe("sprint 4: DevID rotation, renewal timer, hardening", () => {
     expect(components("spire")).toEqual([
       "spire-server",
       "spire-agent",
+      "tpm",
       "devid",
       "openbao",
       "nginx",
     ]);
-    expect(components("auth")).toEqual(["spire-agent", "devid"]);
-    expect(components("ca")).toEqual(["spire-agent", "devid", "step-ca"]);
+    expect(components("auth")).toEqual(["spire-agent", "tpm", "devid"]);
+    expect(components("ca")).toEqual(["spire-agent", "tpm", "devid", "step-ca"]);
     expect(
       rows.find((r) => r.component === "openbao" && r.check.startsWith("initialised"))?.detail,
     ).toBe("active, unsealed");
