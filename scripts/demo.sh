@@ -10,7 +10,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "npm ci"
 npm ci --no-audit --no-fund --loglevel=error
 
-step "lab up (three systemd-nspawn hosts with their own TPMs; ~2 min the first time)"
+step "lab up (three systemd-nspawn hosts with their own TPMs; about 70 s the first time)"
 bash test/lab/lab-up.sh up
 
 play() { ./bin/omens-play.js "$@" -i inventory/lab.yaml; }

@@ -22,7 +22,7 @@ function location(finding: Finding): string {
 function summary(report: LintReport): string {
   const errors = report.findings.filter((f) => levelOf(f) === "error").length;
   const warnings = report.findings.length - errors;
-  const skipped = report.suppressed.length ? `, ${report.suppressed.length} skipped` : "";
+  const skipped = report.suppressed.length ? `, ${report.suppressed.length} suppressed` : "";
   const scope = `${report.playbooks.length} playbook(s), ${report.inventories.length} inventory file(s)`;
   return `${errors} error(s), ${warnings} warning(s)${skipped} in ${scope}`;
 }
