@@ -21,6 +21,11 @@ export function devidAgentId(trustDomain: string, sha1: string): string {
   return `spiffe://${trustDomain}/spire/agent/tpm_devid/${sha1.toLowerCase()}`;
 }
 
+/** True when the `stat` task registered under `name` found the file. */
+function exists(ctx: TaskContext, name: string): boolean {
+  return (ctx.registered[name]?.stat as { exists?: boolean } | undefined)?.exists === true;
+}
+
 /** The certificate facts an `x509` task registered, if it ran and read one. */
 function certOf(ctx: TaskContext, name: string): CertFacts | undefined {
   const result = ctx.registered[name];
@@ -128,8 +133,7 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
       path: cert,
       register: "devidBefore",
       // A missing certificate is issued below, like one inside its window.
-      when: (ctx) =>
-        (ctx.registered.devidStat?.stat as { exists?: boolean } | undefined)?.exists === true,
+      when: (ctx) => exists(ctx, "devidStat"),
     }),
     command({
       name: "agent: does it attest with tpm_devid",
@@ -140,12 +144,14 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
       changedWhen: () => false,
     }),
     ...devidCertificate(devid, { register: "devidInstalled", backupTo: previous }),
+    stat({ name: `devid: ${cert} now`, path: cert, register: "devidNowStat" }),
     x509({
       name: `devid: the certificate now at ${cert}`,
       path: cert,
       register: "devidAfter",
       checkMode: false,
-      when: (ctx) => !(ctx.check && renewed(ctx)) && onDevid(ctx),
+      // In check mode a certificate due for renewal is still the old one, or still missing.
+      when: (ctx) => exists(ctx, "devidNowStat") && !(ctx.check && renewed(ctx)) && onDevid(ctx),
     }),
     command({
       name: "server: is the agent of this DevID the one attested",
