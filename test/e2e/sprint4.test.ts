@@ -47,6 +47,18 @@ const listedAgents = () =>
     ) as { agents: { id: { trust_domain: string; path: string } }[] }
   ).agents.map((a) => `spiffe://${a.id.trust_domain}${a.id.path}`);
 
+/** The lab inventory in the attestation phase after sprint 3 (what an operator sets). */
+function migratedInventory(): string {
+  const file = join(mkdtempSync(join(tmpdir(), "omens-migrated-")), "lab.yaml");
+  writeFileSync(
+    file,
+    readFileSync(inventory, "utf8")
+      .replace(/^(\s+)spireAgentAttestor: join_token$/m, "$1spireAgentAttestor: tpm_devid")
+      .replace(/^(\s+)spireNodeAttestors: \[join_token\]$/m, "$1spireNodeAttestors: [tpm_devid]"),
+  );
+  return file;
+}
+
 /**
  * Puts the host inside its renewal window: a DevID certificate for the same TPM key that
  * expires in `hours`, signed by the lab step-ca and installed by hand, and the agent attested
@@ -262,14 +274,7 @@ describe("sprint 4: DevID rotation, renewal timer, hardening", () => {
     }
   }, 300_000);
   it("the drift report: the whole stack under --check, per host and role (exit 6)", async () => {
-    // After sprint 3 the inventory states the new attestation phase.
-    const migrated = join(mkdtempSync(join(tmpdir(), "omens-site-")), "lab.yaml");
-    writeFileSync(
-      migrated,
-      readFileSync(inventory, "utf8")
-        .replace(/^(\s+)spireAgentAttestor: join_token$/m, "$1spireAgentAttestor: tpm_devid")
-        .replace(/^(\s+)spireNodeAttestors: \[join_token\]$/m, "$1spireNodeAttestors: [tpm_devid]"),
-    );
+    const migrated = migratedInventory();
     expect(readFileSync(migrated, "utf8")).toMatch(/spireNodeAttestors: \[tpm_devid\]/);
     const reportFile = join(dirname(migrated), "drift.json");
     const site = (...extra: string[]) =>
@@ -304,6 +309,33 @@ describe("sprint 4: DevID rotation, renewal timer, hardening", () => {
     expectClean(await play("playbooks/site.ts", migrated), "site.ts");
     expect(sshRoot("auth", `grep MaxAuthTries ${drop}`).trim()).toBe("MaxAuthTries 3");
     const again = await site();
+    expect(again.code, again.stderr).toBe(0);
+  }, 600_000);
+
+  it("a DevID lost and re-issued by another play: the agent attests again with the new one", async () => {
+    const migrated = migratedInventory();
+    const kept = certOf("auth");
+    sshRoot("auth", `rm ${CERT}`);
+    // The check names the drift and the missing certificate (unhealthy wins: exit 3).
+    const check = await play("playbooks/site.ts", migrated, "--check", "--limit", "auth");
+    expect(check.code, check.stderr).toBe(3);
+    expect(changedTasks(check, "auth")).toEqual(
+      expect.arrayContaining([`devid: ${CERT} is installed`, "agent: restart spire-agent"]),
+    );
+    // The devid role's play re-issues it; the rotation play sees the server does not know
+    // the agent of that certificate, and makes the agent attest with it.
+    expectClean(await play("playbooks/site.ts", migrated, "--limit", "auth"), "site.ts");
+    const issued = certOf("auth");
+    expect(issued).not.toBe(kept);
+    expect(listedAgents()).toContain(agentId(issued));
+    const again = await play(
+      "playbooks/site.ts",
+      migrated,
+      "--check",
+      "--fail-on-change",
+      "--limit",
+      "auth",
+    );
     expect(again.code, again.stderr).toBe(0);
   }, 600_000);
 
