@@ -62,6 +62,16 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
     const before = certOf(ctx, "devidBefore");
     return before ? devidAgentId(agent.trustDomain, before.sha1) : undefined;
   };
+  /** Asks the server for the agent of the DevID in place (exit 0 when it knows it). */
+  const showNewAgent = (ctx: TaskContext) => [
+    "spire-server",
+    "agent",
+    "show",
+    "-socketPath",
+    agent.spireServerSocket,
+    "-spiffeID",
+    newId(ctx),
+  ];
   const server = agent.spireServerHost;
   const serverSocket = quote(agent.spireServerSocket);
 
@@ -75,15 +85,7 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
     withOptions(agentHealth(agent), { name: "gate: agent healthy" }),
     command({
       name: "gate: the server lists the agent of the new DevID",
-      argv: deferred((ctx) => [
-        "spire-server",
-        "agent",
-        "show",
-        "-socketPath",
-        agent.spireServerSocket,
-        "-spiffeID",
-        newId(ctx),
-      ]),
+      argv: deferred(showNewAgent),
       delegateTo: server,
       retries: 15,
       delay: 2,
@@ -155,15 +157,7 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
     }),
     command({
       name: "server: is the agent of this DevID the one attested",
-      argv: deferred((ctx) => [
-        "spire-server",
-        "agent",
-        "show",
-        "-socketPath",
-        agent.spireServerSocket,
-        "-spiffeID",
-        newId(ctx),
-      ]),
+      argv: deferred(showNewAgent),
       delegateTo: server,
       register: "devidAgentListed",
       when: (ctx) => certOf(ctx, "devidAfter") !== undefined,
