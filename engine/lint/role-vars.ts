@@ -73,22 +73,29 @@ function declared(use: RoleUse): string {
   return Object.keys(use.role.schema.properties ?? {}).join(", ") || "none";
 }
 
-/** Same name but for case, or one edit apart (two for names of 6+ characters). */
-function isNearMiss(a: string, b: string): boolean {
+/**
+ * Same name but for case, or one edit apart (two for names of 6+ characters), where swapping
+ * two neighbouring letters is one edit (`prot` for `port`).
+ */
+export function isNearMiss(a: string, b: string): boolean {
   if (a.toLowerCase() === b.toLowerCase()) return true;
   const shorter = Math.min(a.length, b.length);
   return shorter >= 3 && editDistance(a, b) <= (shorter >= 6 ? 2 : 1);
 }
 
+/** Edits (insert, delete, replace, swap of neighbours) that turn one name into the other. */
 function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i += 1) {
-    const current = [i];
+  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  const at = (i: number, j: number) => rows[i]?.[j] ?? 0;
+  for (let i = 1; i <= a.length; i += 1)
     for (let j = 1; j <= b.length; j += 1) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
+      const same = a[i - 1] === b[j - 1];
+      let best = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + (same ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        best = Math.min(best, at(i - 2, j - 2) + 1);
+      (rows[i] as number[])[j] = best;
     }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
+  return at(a.length, b.length);
 }

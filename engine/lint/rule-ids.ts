@@ -7,6 +7,7 @@ export const LINT_RULE_IDS = [
   "playbook-load",
   "inventory-schema",
   "role-vars",
+  "var-misspelt",
   "task-invalid",
   "template-render",
   "template-parse",

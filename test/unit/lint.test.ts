@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -14,6 +15,7 @@ import type { Finding } from "../../engine/lint/finding.js";
 import { formatSarif } from "../../engine/lint/format/sarif.js";
 import { lint } from "../../engine/lint/lint.js";
 import { LINT_RULE_IDS } from "../../engine/lint/rule-ids.js";
+import { isNearMiss } from "../../engine/lint/role-vars.js";
 import { describeNumericMode } from "../../engine/lint/rules/risky-octal.js";
 import { isPlainSecretValue, isSecretName } from "../../engine/lint/rules/secrets.js";
 import { configFormat } from "../../engine/lint/rules/templates.js";
@@ -116,6 +118,13 @@ const broken: {
   },
   {
     playbook: "clean.ts",
+    inventory: "var-misspelt.yaml",
+    rule: "var-misspelt",
+    file: "var-misspelt.yaml",
+    line: 8,
+  },
+  {
+    playbook: "clean.ts",
     inventory: "secret-plain-var.yaml",
     rule: "secret-plain-var",
     file: "secret-plain-var.yaml",
@@ -186,6 +195,45 @@ describe("omens-play lint: what the findings say", () => {
       'role demo: variable "site" is missing; the inventory sets "sitee" in group all (test/fixtures/lint/role-vars.yaml:4): misspelt?',
     );
     expect(finding?.hosts).toEqual(["s1", "a1", "a2"]);
+  });
+
+  it("a misspelt variable the role has a default for names the line, the role and the default", async () => {
+    const [finding] = await findings("clean.ts", [fixture("var-misspelt.yaml")]);
+    expect(finding?.message).toBe(
+      'variable "prot" (set in group servers (test/fixtures/lint/var-misspelt.yaml:8)) is read by no role, play or template, but role demo declares "port"; it runs with the default 8081: misspelt?',
+    );
+    expect(finding?.hosts).toEqual(["s1"]);
+  });
+
+  it("near names: case, one edit, two for long names, a swap of neighbours counts once", () => {
+    expect(isNearMiss("stepcaport", "stepCaPort")).toBe(true);
+    expect(isNearMiss("prot", "port")).toBe(true);
+    expect(isNearMiss("stepCaPrt", "stepCaPort")).toBe(true);
+    expect(isNearMiss("spireAgentAtestr", "spireAgentAttestor")).toBe(true);
+    expect(isNearMiss("host", "port")).toBe(false);
+    expect(isNearMiss("devidKeyPath", "devidCertPath")).toBe(false);
+  });
+
+  it("a misspelt variable is silenced by a comment on its inventory line", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "omens-lint-"));
+    const file = join(dir, "inventory.yaml");
+    const text = readFileSync(fixture("var-misspelt.yaml"), "utf8");
+    writeFileSync(
+      file,
+      text.replace(
+        "prot: 9091",
+        "prot: 9091  # omens-lint: skip var-misspelt: read by a site script",
+      ),
+    );
+    const report = await lint({
+      paths: [fixture("clean.ts")],
+      inventories: [file],
+      typecheck: false,
+    });
+    expect(report.findings).toEqual([]);
+    expect(report.suppressed.map((s) => [s.finding.rule, s.reason])).toEqual([
+      ["var-misspelt", "read by a site script"],
+    ]);
   });
 
   it("a wrongly typed variable names the host and where its value came from", async () => {

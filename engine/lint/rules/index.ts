@@ -8,6 +8,7 @@ import { playNoHosts, playSerial } from "./plays.js";
 import { riskyOctal } from "./risky-octal.js";
 import { secretNoLog, secretPlainVar } from "./secrets.js";
 import { templateNondeterministic, templateParse, templateRender } from "./templates.js";
+import { varMisspelt } from "./var-misspelt.js";
 
 /** A rule whose findings are made while loading and building, not by a check of its own. */
 function loading(id: LintRuleId, rationale: string): Rule {
@@ -28,6 +29,7 @@ const rules: Rule[] = [
     "role-vars",
     "A missing, misspelt or wrongly typed role variable fails the run for the host that lacks it.",
   ),
+  varMisspelt,
   loading(
     "task-invalid",
     "Module arguments the module refuses, or a role that cannot build its tasks, fail the run.",
