@@ -28,6 +28,8 @@ export interface InventoryHost {
   vars: Record<string, unknown>;
   /** For each variable: "host auth", "group agents" or "group all", plus file:line. */
   varSources: Record<string, string>;
+  /** For each variable: the group or host it came from and the YAML path it is written at. */
+  varOrigins: Record<string, { layer: string; path: string[] }>;
   connection: ConnectionSpec;
   where: Where;
 }
@@ -57,9 +59,35 @@ export function loadInventory(file: string): Inventory {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
   reportYamlErrors(doc, lines, file);
+  parsed.set(file, { doc, lines });
   const data = doc.toJS() as unknown;
   if (!validate(data)) throw schemaError(validate.errors ?? [], doc, lines, file);
   return flatten(data as { all: RawGroup }, file, (path) => position(doc, lines, path, file));
+}
+
+/** Each loaded inventory's syntax tree, to point at values nested inside a variable later. */
+const parsed = new Map<string, { doc: Document; lines: LineCounter }>();
+
+/**
+ * Where a host's variable, or a value nested inside it (`["1", "selectors"]`), is written, as a
+ * source label ("group all (inventory.yaml:30)") and a place; undefined for a variable the
+ * inventory does not set. A nested path the file does not hold falls back to the variable.
+ */
+export function variableSource(
+  host: InventoryHost,
+  name: string,
+  inside: string[] = [],
+): { label: string; where: Where } | undefined {
+  const origin = host.varOrigins[name];
+  const file = host.where.file;
+  const tree = file ? parsed.get(file) : undefined;
+  if (!origin || !file || !tree) return undefined;
+  const nested =
+    inside.length > 0
+      ? position(tree.doc, tree.lines, [...origin.path, ...inside], file)
+      : undefined;
+  const where = nested?.line ? nested : position(tree.doc, tree.lines, origin.path, file);
+  return { label: `${origin.layer} (${file}:${where.line ?? "?"})`, where };
 }
 
 function readText(file: string): string {
@@ -281,12 +309,14 @@ function buildHost(
   layers.push({ label: `host ${name}`, settings: entry.own ?? {}, path: entry.path });
   const vars: Record<string, unknown> = {};
   const varSources: Record<string, string> = {};
+  const varOrigins: InventoryHost["varOrigins"] = {};
   const settings: Record<string, unknown> = {};
   for (const layer of layers) {
     for (const [key, value] of Object.entries(layer.settings.vars ?? {})) {
       vars[key] = value;
       const where = at([...layer.path, "vars", key]);
       varSources[key] = `${layer.label} (${where.file}:${where.line ?? "?"})`;
+      varOrigins[key] = { layer: layer.label, path: [...layer.path, "vars", key] };
     }
     for (const key of CONNECTION_KEYS)
       if (layer.settings[key] !== undefined) settings[key] = layer.settings[key];
@@ -297,6 +327,7 @@ function buildHost(
     groups,
     vars,
     varSources,
+    varOrigins,
     connection: connectionSpec(name, settings, baseDir),
     where: entry.where,
   };

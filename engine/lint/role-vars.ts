@@ -1,7 +1,8 @@
 import type { ErrorObject } from "ajv";
 import type { Where } from "../errors.js";
-import type { InventoryHost } from "../inventory/load.js";
+import { variableSource, type InventoryHost } from "../inventory/load.js";
 import type { RoleUse } from "../dsl/role.js";
+import { errorPath, valueAt } from "../runner/compile.js";
 import type { Finding } from "./finding.js";
 import { displayPath } from "./format/display-path.js";
 
@@ -16,14 +17,15 @@ export function varProblem(
   vars: Record<string, unknown>,
 ): Finding {
   const params = error.params as { missingProperty?: string; additionalProperty?: string };
-  const path = error.instancePath.split("/").slice(1);
+  const path = errorPath(error);
   const name = params.missingProperty ?? params.additionalProperty ?? path[0] ?? "?";
   const role = `role ${use.role.name}`;
   if (params.missingProperty) return missing(name, use, host);
-  const source = sourceOf(name, use, host);
+  const inside = path.slice(1);
+  const source = sourceOf(name, use, host, inside);
   const message = params.additionalProperty
     ? `${role}: unknown variable "${name}" (from ${source.label}); the role declares: ${declared(use)}`
-    : `${role}: variable "${[name, ...path.slice(1)].join(".")}" ${error.message ?? "is invalid"} (got ${JSON.stringify(vars[name])?.slice(0, 60)}, from ${source.label})`;
+    : `${role}: variable "${[name, ...inside].join(".")}" ${error.message ?? "is invalid"} (got ${JSON.stringify(valueAt(vars[name], inside))?.slice(0, 60)}, from ${source.label})`;
   return { rule: "role-vars", message, where: source.where, hosts: [host.name] };
 }
 
@@ -40,17 +42,23 @@ function missing(name: string, use: RoleUse, host: InventoryHost): Finding {
   };
 }
 
-/** Where a role variable's value came from: play parameters, then inventory, then defaults. */
+/**
+ * Where a role variable's value came from: play parameters, then inventory, then defaults. For
+ * an inventory value, a problem inside it (`spireEntries.1.selectors`) points at that line.
+ */
 function sourceOf(
   name: string,
   use: RoleUse,
   host: InventoryHost,
+  inside: string[] = [],
 ): { label: string; where: Where } {
   if (name in use.params)
     return {
       label: `the play (${displayPath(use.where.file ?? "?")}:${use.where.line})`,
       where: use.where,
     };
+  const written = variableSource(host, name, inside);
+  if (written) return { label: shortSource(written.label), where: written.where };
   const inventory = host.varSources[name];
   if (inventory)
     return { label: shortSource(inventory), where: sourceWhere(inventory) ?? use.where };

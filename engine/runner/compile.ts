@@ -1,7 +1,7 @@
 import { dirname } from "node:path";
 import { Ajv, type ErrorObject } from "ajv";
 import { bug, inputError, OmensError, toOmensError, type Where } from "../errors.js";
-import type { InventoryHost } from "../inventory/load.js";
+import { variableSource, type InventoryHost } from "../inventory/load.js";
 import { getModule } from "../modules/index.js";
 import { hasDeferred } from "../dsl/deferred.js";
 import { hiddenLabel, maskArgumentValues } from "./no-log.js";
@@ -443,22 +443,42 @@ function roleVarError(
 ) {
   const error = errors[0] as ErrorObject;
   const params = error.params as { missingProperty?: string; additionalProperty?: string };
-  const name =
-    params.missingProperty ?? params.additionalProperty ?? error.instancePath.split("/")[1] ?? "?";
+  const path = errorPath(error);
+  const name = params.missingProperty ?? params.additionalProperty ?? path[0] ?? "?";
+  const inside = params.missingProperty || params.additionalProperty ? [] : path.slice(1);
   const source =
+    (name in use.params ? `the play (${use.where.file}:${use.where.line})` : undefined) ??
+    variableSource(host, name, inside)?.label ??
     host.varSources[name] ??
-    (name in use.params ? `the play (${use.where.file}:${use.where.line})` : "role defaults");
+    "role defaults";
+  const got = valueAt(vars[name], inside);
   const message =
     error.keyword === "required"
       ? `role ${use.role.name}: variable "${name}" is missing for host ${host.name}`
       : error.keyword === "additionalProperties"
         ? `role ${use.role.name}: unknown variable "${name}" for host ${host.name} (from ${source})`
-        : `role ${use.role.name}: variable "${name}" for host ${host.name} ${error.message} (got ${JSON.stringify(vars[name])}, from ${source})`;
+        : `role ${use.role.name}: variable "${[name, ...inside].join(".")}" for host ${host.name} ${error.message} (got ${JSON.stringify(got)}, from ${source})`;
   return inputError(
     "playbook",
     "ROLE_VAR_INVALID",
     message,
     { ...use.where, host: host.name },
     `the role's variables are declared in ${use.role.dir}`,
+  );
+}
+
+/** The keys a schema error's JSON pointer names (`/spireEntries/1/selectors`; `~1` is `/`). */
+export function errorPath(error: ErrorObject): string[] {
+  return error.instancePath
+    .split("/")
+    .slice(1)
+    .map((segment) => segment.replaceAll("~1", "/").replaceAll("~0", "~"));
+}
+
+/** The value at a path of keys inside a value; undefined where the path leads nowhere. */
+export function valueAt(value: unknown, path: string[]): unknown {
+  return path.reduce<unknown>(
+    (at, key) => (at && typeof at === "object" ? (at as Record<string, unknown>)[key] : undefined),
+    value,
   );
 }

@@ -118,6 +118,13 @@ const broken: {
   },
   {
     playbook: "clean.ts",
+    inventory: "role-vars-nested.yaml",
+    rule: "role-vars",
+    file: "role-vars-nested.yaml",
+    line: 7,
+  },
+  {
+    playbook: "clean.ts",
     inventory: "var-misspelt.yaml",
     rule: "var-misspelt",
     file: "var-misspelt.yaml",
@@ -194,6 +201,15 @@ describe("omens-play lint: what the findings say", () => {
     expect(finding?.message).toBe(
       'role demo: variable "site" is missing; the inventory sets "sitee" in group all (test/fixtures/lint/role-vars.yaml:4): misspelt?',
     );
+    expect(finding?.hosts).toEqual(["s1", "a1", "a2"]);
+  });
+
+  it("a wrongly typed value inside a variable names its path and its own line", async () => {
+    const [finding] = await findings("clean.ts", [fixture("role-vars-nested.yaml")]);
+    expect(finding?.message).toBe(
+      'role demo: variable "listeners.1.port" must be integer (got "8444", from group all (test/fixtures/lint/role-vars-nested.yaml:7))',
+    );
+    expect(finding?.where).toMatchObject({ line: 7, column: 9 });
     expect(finding?.hosts).toEqual(["s1", "a1", "a2"]);
   });
 

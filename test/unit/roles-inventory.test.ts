@@ -66,6 +66,18 @@ describe("the sprint playbooks against the shipped inventories", () => {
     );
   });
 
+  it("points at the line inside a variable where a nested value has the wrong type", () => {
+    const text = readFileSync(join(ROOT, "inventory/lab.yaml"), "utf8");
+    const broken = text.replace("selectors: [unix:uid:0]", "selectors: unix:uid:0");
+    expect(broken).not.toBe(text);
+    const line = broken.split("\n").findIndex((l) => l.includes("selectors: unix:uid:0")) + 1;
+    const file = join(mkdtempSync(join(tmpdir(), "omens-inv-")), "lab.yaml");
+    writeFileSync(file, broken);
+    expect(() => compileAll(file, books[0]!)).toThrow(
+      `variable "spireEntries.1.selectors" for host spire must be array (got "unix:uid:0", from group servers (${file}:${line}))`,
+    );
+  });
+
   it("refuses a lab software key beside production CA certificates before any host is contacted", () => {
     const text = readFileSync(join(ROOT, "inventory/production.yaml"), "utf8").replace(
       /stepCaSigningKey:\n\s+kind: yubikey\n\s+key: .*\n\s+pinFile: .*/,
