@@ -6,7 +6,7 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ensureBecomePasswords } from "./become-password.js";
 import { describeError, inputError, OmensError, toOmensError } from "./errors.js";
 import type { EventSink } from "./events.js";
-import { loadInventory } from "./inventory/load.js";
+import { loadInventory, type Inventory } from "./inventory/load.js";
 import { matchHosts } from "./inventory/patterns.js";
 import { jsonRenderer } from "./output/json.js";
 import { plainRenderer, type Terminal } from "./output/plain.js";
@@ -206,8 +206,11 @@ async function play(
     select,
   });
   const plays = options.startAtTask ? startAtTask(prepared, options.startAtTask) : prepared;
-  if (options.listHosts || options.listTasks || options.listTags)
+  const tagWarnings = unknownTags(playbook, inventory, options);
+  if (options.listHosts || options.listTasks || options.listTags) {
+    tagWarnings.forEach((message) => terminal.err(`warning: ${message}`));
     return listOnly(plays, options, terminal);
+  }
   const hosts = [...new Set(plays.flatMap((p) => p.hosts))];
   await ensureBecomePasswords(inventory, hosts, (host) =>
     plays.some((p) => p.compiled.get(host)?.tasks.some((t) => t.become === true)),
@@ -216,6 +219,7 @@ async function play(
   sink({ kind: "run-start", playbook: playbook.name, check: options.check, hosts });
   for (const term of options.limit ? matchHosts(inventory, options.limit).unmatched : [])
     sink({ kind: "warning", message: `--limit: pattern '${term}' matched no hosts` });
+  tagWarnings.forEach((message) => sink({ kind: "warning", message }));
   if (hosts.length === 0) warnNothing(options, sink);
   const controller = new AbortController();
   const onSigint = () => interrupt(controller, sink);
@@ -331,6 +335,30 @@ function stepPrompt(ask: (question: string) => Promise<string>) {
     }
     return "continue";
   };
+}
+
+/** Tags whose meaning is a rule, not a name a task carries. */
+const SPECIAL_TAGS = new Set(["all", "tagged", "untagged", "always", "never"]);
+
+/**
+ * `--tags` or `--skip-tags` naming a tag no task of the playbook carries, on any host: a
+ * misspelt tag that would otherwise run nothing, or skip nothing, without a word.
+ */
+function unknownTags(playbook: Playbook, inventory: Inventory, options: CliOptions): string[] {
+  const named = [
+    ...(options.tags ?? []).map((tag) => ["--tags", tag] as const),
+    ...(options.skipTags ?? []).map((tag) => ["--skip-tags", tag] as const),
+  ].filter(([, tag]) => !SPECIAL_TAGS.has(tag));
+  if (named.length === 0) return [];
+  const known = new Set<string>();
+  for (const prepared of preparePlaybook(playbook, inventory, options.playbook))
+    for (const compiled of prepared.compiled.values())
+      for (const entry of compiled.program)
+        if (entry.kind === "task") entry.task.tags.forEach((tag) => known.add(tag));
+  const tags = [...known].sort().join(", ") || "none";
+  return named
+    .filter(([, tag]) => !known.has(tag))
+    .map(([flag, tag]) => `${flag}: no task of the playbook has tag '${tag}' (its tags: ${tags})`);
 }
 
 /** `--list-hosts`, `--list-tasks`, `--list-tags`: built from the playbook alone, no host contacted. */

@@ -55,6 +55,28 @@ describe("--list-hosts, --list-tasks and --list-tags", () => {
     );
   });
 
+  it("warn about a --tags or --skip-tags name no task carries, and not about a never-tagged one", async () => {
+    const run = await omensPlay([
+      playbook,
+      "-i",
+      dead,
+      "--list-tasks",
+      "--tags",
+      "confg,debug,always",
+      "--skip-tags",
+      "servce",
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const tags = "always, blocktag, config, debug, never, service";
+    expect(run.stderr).toBe(
+      [
+        `warning: --tags: no task of the playbook has tag 'confg' (its tags: ${tags})`,
+        `warning: --skip-tags: no task of the playbook has tag 'servce' (its tags: ${tags})`,
+        "",
+      ].join("\n"),
+    );
+  });
+
   it("connect to no host: the same inventory cannot even be reached for a real run", async () => {
     const run = await omensPlay([
       playbook,

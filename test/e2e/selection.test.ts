@@ -29,6 +29,26 @@ describe("tag selection", () => {
     expect(await ran("--tags", "debug")).toEqual(["always", "debug"]);
   });
 
+  it("a --tags name no task carries runs only the always tasks, and says so in the run's output", async () => {
+    const run = await omensPlay([
+      playbook,
+      "-i",
+      inventory,
+      "--limit",
+      "spire",
+      "--json",
+      "--tags",
+      "confg",
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(results(run).map((r) => r.task)).toEqual(["always"]);
+    expect(run.events.filter((e) => e.kind === "warning").map((e) => e.message)).toEqual([
+      expect.stringMatching(
+        /^--tags: no task of the playbook has tag 'confg' \(its tags: .*config/,
+      ),
+    ]);
+  });
+
   it("a block's tags reach the tasks inside it", async () => {
     expect(await ran("--tags", "blocktag")).toEqual(["always", "inner"]);
   });
