@@ -90,6 +90,19 @@ export function variableSource(
   return { label: `${origin.layer} (${file}:${where.line ?? "?"})`, where };
 }
 
+/**
+ * The inventory variable of a host that holds a value, for an error about the value: a host
+ * name in `delegateTo: vars.stepCaHost` is fixed at that variable's line, not at the task's.
+ */
+export function variableHolding(
+  host: InventoryHost,
+  value: string,
+): { name: string; label: string; where: Where } | undefined {
+  const name = Object.keys(host.vars).find((key) => host.vars[key] === value);
+  const source = name === undefined ? undefined : variableSource(host, name);
+  return name === undefined || !source ? undefined : { name, ...source };
+}
+
 function readText(file: string): string {
   try {
     return readFileSync(file, "utf8");

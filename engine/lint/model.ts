@@ -1,5 +1,7 @@
 import { OmensError, toOmensError } from "../errors.js";
-import type { Inventory, InventoryHost } from "../inventory/load.js";
+import { variableHolding, type Inventory, type InventoryHost } from "../inventory/load.js";
+import { displayPath } from "./format/display-path.js";
+import { shortSource } from "./role-vars.js";
 import { matchHosts } from "../inventory/patterns.js";
 import { preparePlaybook } from "../runner/run.js";
 import type { Play, Playbook } from "../dsl/playbook.js";
@@ -105,12 +107,34 @@ function modelPlay(
   return { play, index, inventory, hosts, unmatched: match.unmatched };
 }
 
+/**
+ * Delegates the inventory does not have. A target read from an inventory variable is reported
+ * at that variable's line, where the fix is; otherwise at the task.
+ */
 function unknownDelegates(plan: HostPlan, inventory: Inventory): Finding[] {
   return [...plan.tasks, ...plan.handlers].flatMap(({ task, label }) => {
     const target = task.options.delegateTo;
     if (typeof target !== "string" || inventory.hosts.has(target)) return [];
-    const message = `task "${task.options.name ?? label}" delegates to "${target}", which is not a host of the inventory`;
-    return [taskFinding("task-invalid", task, message)];
+    const title = `task "${task.options.name ?? label}"`;
+    const held = variableHolding(plan.host, target);
+    if (!held)
+      return [
+        taskFinding(
+          "task-invalid",
+          task,
+          `${title} delegates to "${target}", which is not a host of the inventory`,
+        ),
+      ];
+    const at = `${displayPath(task.where.file ?? "?")}:${task.where.line ?? "?"}`;
+    const message = `variable "${held.name}" (set in ${shortSource(held.label)}) is "${target}", which is not a host of the inventory; ${title} (${at}) delegates to it`;
+    return [
+      {
+        rule: "task-invalid",
+        message,
+        where: held.where,
+        hosts: [plan.host.name],
+      } satisfies Finding,
+    ];
   });
 }
 

@@ -16,7 +16,7 @@ import {
   type Where,
 } from "../errors.js";
 import type { FactParts, Gathered, HostFacts } from "../facts/gathered.js";
-import type { Inventory, InventoryHost } from "../inventory/load.js";
+import { variableHolding, type Inventory, type InventoryHost } from "../inventory/load.js";
 import { matchHosts } from "../inventory/patterns.js";
 import type { Connection } from "../connection/types.js";
 import type { Play, Playbook } from "../dsl/playbook.js";
@@ -167,22 +167,26 @@ export function preparePlaybook(
         compileHost(play, inventory.hosts.get(h) as InventoryHost, file, select),
       ]),
     );
-    compiled.forEach((host) => checkDelegates(host, inventory));
+    compiled.forEach((c, h) =>
+      checkDelegates(inventory.hosts.get(h) as InventoryHost, c, inventory),
+    );
     return { play, hosts, compiled, unmatched: match.unmatched };
   });
 }
 
 /** A fixed `delegateTo` must name an inventory host: checked before any host is contacted. */
-function checkDelegates(compiled: CompiledHost, inventory: Inventory) {
+function checkDelegates(host: InventoryHost, compiled: CompiledHost, inventory: Inventory) {
   for (const task of compiled.tasks) {
     const to = task.task.options.delegateTo;
-    if (typeof to === "string" && !inventory.hosts.has(to))
-      throw inputError(
-        "playbook",
-        "DELEGATE_UNKNOWN",
-        `task "${task.name}" delegates to "${to}", which is not an inventory host`,
-        task.task.where,
-      );
+    if (typeof to !== "string" || inventory.hosts.has(to)) continue;
+    const held = variableHolding(host, to);
+    const from = held ? ` (the value of "${held.name}", set in ${held.label})` : "";
+    throw inputError(
+      "playbook",
+      "DELEGATE_UNKNOWN",
+      `task "${task.name}" delegates to "${to}"${from}, which is not an inventory host`,
+      { ...task.task.where, host: host.name },
+    );
   }
 }
 

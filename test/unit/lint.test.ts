@@ -10,6 +10,7 @@ import { loadPlaybook } from "../../engine/cli.js";
 import { loadInventory } from "../../engine/inventory/load.js";
 import { matchHosts } from "../../engine/inventory/patterns.js";
 import { compileHost } from "../../engine/runner/compile.js";
+import { preparePlaybook } from "../../engine/runner/run.js";
 import { expandLeniently } from "../../engine/lint/expand.js";
 import type { Finding } from "../../engine/lint/finding.js";
 import { formatSarif } from "../../engine/lint/format/sarif.js";
@@ -51,6 +52,13 @@ const broken: {
     rule: "task-invalid",
     file: "task-invalid-delegate.ts",
     line: 7,
+  },
+  {
+    playbook: "task-invalid-delegate-var.ts",
+    inventory: "task-invalid-delegate-var.yaml",
+    rule: "task-invalid",
+    file: "task-invalid-delegate-var.yaml",
+    line: 5,
   },
   { playbook: "playbook-load.ts", rule: "playbook-load", file: "playbook-load.ts", line: 5 },
   {
@@ -211,6 +219,21 @@ describe("omens-play lint: what the findings say", () => {
     );
     expect(finding?.where).toMatchObject({ line: 7, column: 9 });
     expect(finding?.hosts).toEqual(["s1", "a1", "a2"]);
+  });
+
+  it("a delegate read from an inventory variable is reported at that variable, by lint and by runs", async () => {
+    const [finding] = await findings("task-invalid-delegate-var.ts", [
+      fixture("task-invalid-delegate-var.yaml"),
+    ]);
+    expect(finding?.message).toBe(
+      'variable "serverHost" (set in group all (test/fixtures/lint/task-invalid-delegate-var.yaml:5)) is "s2", which is not a host of the inventory; task "the agent is registered on the server" (test/fixtures/lint/task-invalid-delegate-var.ts:7) delegates to it',
+    );
+    const file = fixture("task-invalid-delegate-var.ts");
+    const playbook = await loadPlaybook(file);
+    const inventory = loadInventory(fixture("task-invalid-delegate-var.yaml"));
+    expect(() => preparePlaybook(playbook, inventory, file)).toThrow(
+      `delegates to "s2" (the value of "serverHost", set in group all (${fixture("task-invalid-delegate-var.yaml")}:5)), which is not an inventory host`,
+    );
   });
 
   it("a misspelt variable the role has a default for names the line, the role and the default", async () => {
