@@ -22,6 +22,7 @@ import {
   type RunResult,
   type StepAnswer,
 } from "./runner/run.js";
+import { compileHost, type CompiledHost } from "./runner/compile.js";
 import { parseTagList, tagSelector } from "./runner/tags.js";
 import { validateReportPath, writeReportFile } from "./report-file.js";
 import { maskSecrets } from "./secret.js";
@@ -180,6 +181,8 @@ function parseCli(argv: string[]): CliOptions | "help" {
 }
 
 function optionalList<K extends string>(key: K, list: string[] | undefined) {
+  if (list?.length === 0)
+    throw inputError("usage", "USAGE", `--${key === "skipTags" ? "skip-tags" : key} names no tag`);
   return (list === undefined ? {} : { [key]: list }) as Partial<Record<K, string[]>>;
 }
 
@@ -350,11 +353,20 @@ function unknownTags(playbook: Playbook, inventory: Inventory, options: CliOptio
     ...(options.skipTags ?? []).map((tag) => ["--skip-tags", tag] as const),
   ].filter(([, tag]) => !SPECIAL_TAGS.has(tag));
   if (named.length === 0) return [];
+  // Every play for every host, matched or not: a play for hosts this inventory lacks still
+  // carries its tags. A play that cannot be built for a host it does not run on is passed over.
   const known = new Set<string>();
-  for (const prepared of preparePlaybook(playbook, inventory, options.playbook))
-    for (const compiled of prepared.compiled.values())
+  for (const play of playbook.plays)
+    for (const host of inventory.hosts.values()) {
+      let compiled: CompiledHost;
+      try {
+        compiled = compileHost(play, host, options.playbook);
+      } catch {
+        continue;
+      }
       for (const entry of compiled.program)
         if (entry.kind === "task") entry.task.tags.forEach((tag) => known.add(tag));
+    }
   const tags = [...known].sort().join(", ") || "none";
   return named
     .filter(([, tag]) => !known.has(tag))
