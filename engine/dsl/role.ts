@@ -60,6 +60,13 @@ export type RoleFactory<S extends TObject> = ((params?: Partial<Static<S>>) => R
  *   tasks: (vars) => [copy({ dest: "/etc/motd", content: `site ${vars.site}\n` })],
  * });
  */
+const definedRoles: RoleDefinition[] = [];
+
+/** Every role defined so far in this process: those the loaded playbooks import, directly or not. */
+export function allDefinedRoles(): readonly RoleDefinition[] {
+  return definedRoles;
+}
+
 export function defineRole<S extends TObject, H extends string = never>(
   name: string,
   spec: RoleSpec<S, H>,
@@ -74,6 +81,7 @@ export function defineRole<S extends TObject, H extends string = never>(
     tasks: spec.tasks as RoleDefinition["tasks"],
     ...(spec.migrates ? { migrates: true } : {}),
   };
+  definedRoles.push(definition);
   const factory = (params: Partial<Static<S>> = {}) => ({
     kind: "role" as const,
     role: definition,

@@ -29,9 +29,17 @@ export interface InventoryHost {
   /** For each variable: "host auth", "group agents" or "group all", plus file:line. */
   varSources: Record<string, string>;
   /** For each variable: the group or host it came from and the YAML path it is written at. */
-  varOrigins: Record<string, { layer: string; path: string[] }>;
+  varOrigins: Record<string, VarOrigin>;
+  /** For each variable: every group or host that sets it, in order; the last one wins. */
+  varDefinitions: Record<string, VarOrigin[]>;
   connection: ConnectionSpec;
   where: Where;
+}
+
+/** Where one value of a variable is set: `group all` and its YAML path. */
+export interface VarOrigin {
+  layer: string;
+  path: string[];
 }
 
 export interface Inventory {
@@ -79,28 +87,24 @@ export function variableSource(
   inside: string[] = [],
 ): { label: string; where: Where } | undefined {
   const origin = host.varOrigins[name];
+  return origin ? originSource(host, origin, inside) : undefined;
+}
+
+/** {@link variableSource} for one given definition of a variable. */
+export function originSource(
+  host: InventoryHost,
+  origin: VarOrigin,
+  inside: string[] = [],
+): { label: string; where: Where } | undefined {
   const file = host.where.file;
   const tree = file ? parsed.get(file) : undefined;
-  if (!origin || !file || !tree) return undefined;
+  if (!file || !tree) return undefined;
   const nested =
     inside.length > 0
       ? position(tree.doc, tree.lines, [...origin.path, ...inside], file)
       : undefined;
   const where = nested?.line ? nested : position(tree.doc, tree.lines, origin.path, file);
   return { label: `${origin.layer} (${file}:${where.line ?? "?"})`, where };
-}
-
-/**
- * The inventory variable of a host that holds a value, for an error about the value: a host
- * name in `delegateTo: vars.stepCaHost` is fixed at that variable's line, not at the task's.
- */
-export function variableHolding(
-  host: InventoryHost,
-  value: string,
-): { name: string; label: string; where: Where } | undefined {
-  const name = Object.keys(host.vars).find((key) => host.vars[key] === value);
-  const source = name === undefined ? undefined : variableSource(host, name);
-  return name === undefined || !source ? undefined : { name, ...source };
 }
 
 function readText(file: string): string {
@@ -323,6 +327,7 @@ function buildHost(
   const vars: Record<string, unknown> = {};
   const varSources: Record<string, string> = {};
   const varOrigins: InventoryHost["varOrigins"] = {};
+  const varDefinitions: InventoryHost["varDefinitions"] = {};
   const settings: Record<string, unknown> = {};
   for (const layer of layers) {
     for (const [key, value] of Object.entries(layer.settings.vars ?? {})) {
@@ -330,6 +335,7 @@ function buildHost(
       const where = at([...layer.path, "vars", key]);
       varSources[key] = `${layer.label} (${where.file}:${where.line ?? "?"})`;
       varOrigins[key] = { layer: layer.label, path: [...layer.path, "vars", key] };
+      (varDefinitions[key] ??= []).push(varOrigins[key]);
     }
     for (const key of CONNECTION_KEYS)
       if (layer.settings[key] !== undefined) settings[key] = layer.settings[key];
@@ -341,6 +347,7 @@ function buildHost(
     vars,
     varSources,
     varOrigins,
+    varDefinitions,
     connection: connectionSpec(name, settings, baseDir),
     where: entry.where,
   };

@@ -28,6 +28,11 @@ export interface Rule {
   rationale: string;
   /** "error": the run would fail or do harm; "warning": it would run, but badly. */
   level: LintLevel;
+  /**
+   * How one finding is silenced: by the task's (or play's) `lint.skip` (the default), by a
+   * comment on the inventory line it points at, or either, as the finding is located.
+   */
+  silencedBy?: "task" | "inventory" | "task or inventory";
   check(model: LintModel): Finding[];
 }
 

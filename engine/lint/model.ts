@@ -1,5 +1,6 @@
 import { OmensError, toOmensError } from "../errors.js";
-import { variableHolding, type Inventory, type InventoryHost } from "../inventory/load.js";
+import type { Inventory, InventoryHost } from "../inventory/load.js";
+import { delegateSources } from "../runner/compile.js";
 import { displayPath } from "./format/display-path.js";
 import { shortSource } from "./role-vars.js";
 import { matchHosts } from "../inventory/patterns.js";
@@ -103,21 +104,27 @@ function modelPlay(
   const hosts = match.hosts.map((name) =>
     expandHost(play, inventory.hosts.get(name) as InventoryHost, file, problems),
   );
-  for (const plan of hosts) problems.push(...unknownDelegates(plan, inventory));
+  for (const plan of hosts) problems.push(...unknownDelegates(play, plan, inventory, file));
   return { play, index, inventory, hosts, unmatched: match.unmatched };
 }
 
 /**
- * Delegates the inventory does not have. A target read from an inventory variable is reported
- * at that variable's line, where the fix is; otherwise at the task.
+ * Delegates the inventory does not have. A name read from inventory variables is reported at
+ * the first of them, where the fix is; a name the playbook writes, at the task.
  */
-function unknownDelegates(plan: HostPlan, inventory: Inventory): Finding[] {
+function unknownDelegates(
+  play: Play,
+  plan: HostPlan,
+  inventory: Inventory,
+  file: string,
+): Finding[] {
   return [...plan.tasks, ...plan.handlers].flatMap(({ task, label }) => {
     const target = task.options.delegateTo;
     if (typeof target !== "string" || inventory.hosts.has(target)) return [];
     const title = `task "${task.options.name ?? label}"`;
-    const held = variableHolding(plan.host, target);
-    if (!held)
+    const sources = delegateSources(play, plan.host, file, task);
+    const [first] = sources;
+    if (!first)
       return [
         taskFinding(
           "task-invalid",
@@ -125,16 +132,10 @@ function unknownDelegates(plan: HostPlan, inventory: Inventory): Finding[] {
           `${title} delegates to "${target}", which is not a host of the inventory`,
         ),
       ];
+    const held = sources.map((s) => `"${s.name}" (set in ${shortSource(s.label)})`).join(" and ");
     const at = `${displayPath(task.where.file ?? "?")}:${task.where.line ?? "?"}`;
-    const message = `variable "${held.name}" (set in ${shortSource(held.label)}) is "${target}", which is not a host of the inventory; ${title} (${at}) delegates to it`;
-    return [
-      {
-        rule: "task-invalid",
-        message,
-        where: held.where,
-        hosts: [plan.host.name],
-      } satisfies Finding,
-    ];
+    const message = `variable ${held} is "${target}", which is not a host of the inventory; ${title} (${at}) delegates to it`;
+    return [{ rule: "task-invalid", message, where: first.where, hosts: [plan.host.name] }];
   });
 }
 

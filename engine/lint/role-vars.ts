@@ -2,7 +2,7 @@ import type { ErrorObject } from "ajv";
 import type { Where } from "../errors.js";
 import { variableSource, type InventoryHost } from "../inventory/load.js";
 import type { RoleUse } from "../dsl/role.js";
-import { errorPath, valueAt } from "../runner/compile.js";
+import { subjectPath, valueAt, varErrorSubject } from "../runner/compile.js";
 import type { Finding } from "./finding.js";
 import { displayPath } from "./format/display-path.js";
 
@@ -16,16 +16,19 @@ export function varProblem(
   host: InventoryHost,
   vars: Record<string, unknown>,
 ): Finding {
-  const params = error.params as { missingProperty?: string; additionalProperty?: string };
-  const path = errorPath(error);
-  const name = params.missingProperty ?? params.additionalProperty ?? path[0] ?? "?";
+  const subject = varErrorSubject(error);
+  const { name, dotted } = subject;
   const role = `role ${use.role.name}`;
-  if (params.missingProperty) return missing(name, use, host);
-  const inside = path.slice(1);
-  const source = sourceOf(name, use, host, inside);
-  const message = params.additionalProperty
-    ? `${role}: unknown variable "${name}" (from ${source.label}); the role declares: ${declared(use)}`
-    : `${role}: variable "${[name, ...inside].join(".")}" ${error.message ?? "is invalid"} (got ${JSON.stringify(valueAt(vars[name], inside))?.slice(0, 60)}, from ${source.label})`;
+  if (subject.kind === "missing" && subject.key === undefined) return missing(name, use, host);
+  const source = sourceOf(name, use, host, subjectPath(subject));
+  const message =
+    subject.kind === "missing"
+      ? `${role}: variable "${dotted}" is missing (in the value from ${source.label})`
+      : subject.kind === "unknown"
+        ? subject.key
+          ? `${role}: unknown key "${dotted}" (from ${source.label})`
+          : `${role}: unknown variable "${name}" (from ${source.label}); the role declares: ${declared(use)}`
+        : `${role}: variable "${dotted}" ${subject.message} (got ${JSON.stringify(valueAt(vars[name], subject.inside))?.slice(0, 60)}, from ${source.label})`;
   return { rule: "role-vars", message, where: source.where, hosts: [host.name] };
 }
 
@@ -82,13 +85,13 @@ function declared(use: RoleUse): string {
 }
 
 /**
- * Same name but for case, or one edit apart (two for names of 6+ characters), where swapping
- * two neighbouring letters is one edit (`prot` for `port`).
+ * Same name but for case, or one edit apart (up to `longEdits`, 2 by default, for names of 6+
+ * characters), where swapping two neighbouring letters is one edit (`prot` for `port`).
  */
-export function isNearMiss(a: string, b: string): boolean {
+export function isNearMiss(a: string, b: string, longEdits = 2): boolean {
   if (a.toLowerCase() === b.toLowerCase()) return true;
   const shorter = Math.min(a.length, b.length);
-  return shorter >= 3 && editDistance(a, b) <= (shorter >= 6 ? 2 : 1);
+  return shorter >= 3 && editDistance(a, b) <= (shorter >= 6 ? longEdits : 1);
 }
 
 /** Edits (insert, delete, replace, swap of neighbours) that turn one name into the other. */

@@ -64,7 +64,8 @@ function skipOwners(model: LintModel): Map<string, Owner> {
   return owners;
 }
 
-const INLINE_SKIP = /#\s*omens-lint:\s*skip\s+([\w\s,-]+?)\s*:\s*(.*)$/;
+// The reason is required; a comment without one is read, and reported as a skip without reason.
+const INLINE_SKIP = /#\s*omens-lint:\s*skip\s+([\w\s,-]+?)\s*(?::\s*(.*))?$/;
 
 /**
  * Inventory values belong to no task, so an inventory line silences its own findings with a

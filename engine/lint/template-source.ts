@@ -43,7 +43,7 @@ export interface TemplateName {
   column: number;
 }
 
-/** Every path expression's first segment in a template: the variables and helpers it uses. */
+/** Every path expression's first segment (or the one after `@root`): the variables and helpers a template uses. */
 export function namesUsed(ast: hbs.AST.Program): TemplateName[] {
   const names: TemplateName[] = [];
   const visit = (node: unknown) => {
@@ -55,9 +55,15 @@ export function namesUsed(ast: hbs.AST.Program): TemplateName[] {
       data?: boolean;
       loc?: hbs.AST.SourceLocation;
     };
-    if (record.type === "PathExpression" && !record.data && typeof record.parts?.[0] === "string") {
+    if (record.type === "PathExpression") {
+      // `@root.name` reads a variable from inside a block; other `@` data (`@index`) is not one.
+      const name = record.data
+        ? record.parts?.[0] === "root"
+          ? record.parts[1]
+          : undefined
+        : record.parts?.[0];
       const loc = record.loc?.start ?? { line: 0, column: 0 };
-      names.push({ name: record.parts[0], line: loc.line, column: loc.column + 1 });
+      if (typeof name === "string") names.push({ name, line: loc.line, column: loc.column + 1 });
       return;
     }
     for (const [key, value] of Object.entries(record)) if (key !== "loc") visit(value);

@@ -441,23 +441,20 @@ function roleVarError(
   host: InventoryHost,
   vars: Record<string, unknown>,
 ) {
-  const error = errors[0] as ErrorObject;
-  const params = error.params as { missingProperty?: string; additionalProperty?: string };
-  const path = errorPath(error);
-  const name = params.missingProperty ?? params.additionalProperty ?? path[0] ?? "?";
-  const inside = params.missingProperty || params.additionalProperty ? [] : path.slice(1);
+  const subject = varErrorSubject(errors[0] as ErrorObject);
+  const { name, dotted } = subject;
   const source =
     (name in use.params ? `the play (${use.where.file}:${use.where.line})` : undefined) ??
-    variableSource(host, name, inside)?.label ??
+    variableSource(host, name, subjectPath(subject))?.label ??
     host.varSources[name] ??
     "role defaults";
-  const got = valueAt(vars[name], inside);
+  const role = `role ${use.role.name}`;
   const message =
-    error.keyword === "required"
-      ? `role ${use.role.name}: variable "${name}" is missing for host ${host.name}`
-      : error.keyword === "additionalProperties"
-        ? `role ${use.role.name}: unknown variable "${name}" for host ${host.name} (from ${source})`
-        : `role ${use.role.name}: variable "${[name, ...inside].join(".")}" for host ${host.name} ${error.message} (got ${JSON.stringify(got)}, from ${source})`;
+    subject.kind === "missing"
+      ? `${role}: variable "${dotted}" is missing for host ${host.name}${subject.key ? ` (in the value from ${source})` : ""}`
+      : subject.kind === "unknown"
+        ? `${role}: unknown ${subject.key ? "key" : "variable"} "${dotted}" for host ${host.name} (from ${source})`
+        : `${role}: variable "${dotted}" for host ${host.name} ${subject.message} (got ${JSON.stringify(valueAt(vars[name], subject.inside))}, from ${source})`;
   return inputError(
     "playbook",
     "ROLE_VAR_INVALID",
@@ -467,12 +464,89 @@ function roleVarError(
   );
 }
 
-/** The keys a schema error's JSON pointer names (`/spireEntries/1/selectors`; `~1` is `/`). */
-export function errorPath(error: ErrorObject): string[] {
-  return error.instancePath
+/**
+ * The inventory variables a task's fixed `delegateTo` is read from: those holding that name
+ * whose change moves the delegate when the play is built again for the host. None when the
+ * playbook writes the name itself.
+ */
+export function delegateSources(
+  play: Play,
+  host: InventoryHost,
+  playbookFile: string,
+  task: Task,
+): { name: string; label: string; where: Where }[] {
+  const target = task.options.delegateTo;
+  if (typeof target !== "string") return [];
+  const moved = `${target}-moved`;
+  const same = (where: Where) =>
+    where.file === task.where.file &&
+    where.line === task.where.line &&
+    where.column === task.where.column;
+  return Object.keys(host.vars)
+    .filter((name) => host.vars[name] === target)
+    .flatMap((name) => {
+      let again: CompiledHost;
+      try {
+        again = compileHost(play, { ...host, vars: { ...host.vars, [name]: moved } }, playbookFile);
+      } catch {
+        return [];
+      }
+      const follows = [...again.tasks, ...again.handlers].some(
+        (c) => same(c.task.where) && c.task.options.delegateTo === moved,
+      );
+      const source = follows ? variableSource(host, name) : undefined;
+      return source ? [{ name, ...source }] : [];
+    });
+}
+
+/** What a schema error of a role's variables is about. */
+export interface VarErrorSubject {
+  /** The role variable: `spireEntries`. */
+  name: string;
+  /** Keys inside it to the value at fault, or to the object that lacks or has too many keys. */
+  inside: string[];
+  kind: "missing" | "unknown" | "invalid";
+  /** For a key missing from, or unknown in, a value inside the variable: that key. */
+  key?: string;
+  /** The whole path for messages: `spireEntries.1.selectors`. */
+  dotted: string;
+  message: string;
+}
+
+/** Reads a schema error's JSON pointer (`/spireEntries/1`, `~1` is `/`) and its key, if any. */
+export function varErrorSubject(error: ErrorObject): VarErrorSubject {
+  const params = error.params as { missingProperty?: string; additionalProperty?: string };
+  const path = error.instancePath
     .split("/")
     .slice(1)
     .map((segment) => segment.replaceAll("~1", "/").replaceAll("~0", "~"));
+  const key = params.missingProperty ?? params.additionalProperty;
+  const kind =
+    params.missingProperty !== undefined
+      ? "missing"
+      : params.additionalProperty !== undefined
+        ? "unknown"
+        : "invalid";
+  const message = error.message ?? "is invalid";
+  const [name, ...inside] = path;
+  if (name === undefined)
+    return { name: key ?? "?", inside: [], kind, dotted: key ?? "?", message };
+  const full = key === undefined ? path : [...path, key];
+  return {
+    name,
+    inside,
+    kind,
+    ...(key === undefined ? {} : { key }),
+    dotted: full.join("."),
+    message,
+  };
+}
+
+/** The path inside the variable to point at: an unknown key's own line, else the value's. */
+export function subjectPath(subject: VarErrorSubject): string[] {
+  return subject.kind === "unknown" && subject.key
+    ? [...subject.inside, subject.key]
+    : subject.inside;
 }
 
 /** The value at a path of keys inside a value; undefined where the path leads nowhere. */

@@ -16,7 +16,7 @@ import {
   type Where,
 } from "../errors.js";
 import type { FactParts, Gathered, HostFacts } from "../facts/gathered.js";
-import { variableHolding, type Inventory, type InventoryHost } from "../inventory/load.js";
+import type { Inventory, InventoryHost } from "../inventory/load.js";
 import { matchHosts } from "../inventory/patterns.js";
 import type { Connection } from "../connection/types.js";
 import type { Play, Playbook } from "../dsl/playbook.js";
@@ -24,6 +24,7 @@ import type { Failure, Task, TaskResult } from "../dsl/task.js";
 import { serialBatches } from "./batches.js";
 import {
   compileHost,
+  delegateSources,
   type BlockLayout,
   type CompiledHost,
   type CompiledTask,
@@ -168,23 +169,33 @@ export function preparePlaybook(
       ]),
     );
     compiled.forEach((c, h) =>
-      checkDelegates(inventory.hosts.get(h) as InventoryHost, c, inventory),
+      checkDelegates(play, inventory.hosts.get(h) as InventoryHost, c, inventory, file),
     );
     return { play, hosts, compiled, unmatched: match.unmatched };
   });
 }
 
-/** A fixed `delegateTo` must name an inventory host: checked before any host is contacted. */
-function checkDelegates(host: InventoryHost, compiled: CompiledHost, inventory: Inventory) {
-  for (const task of compiled.tasks) {
+/**
+ * A fixed `delegateTo` must name an inventory host: checked before any host is contacted. A
+ * name read from an inventory variable is reported with that variable's line.
+ */
+function checkDelegates(
+  play: Play,
+  host: InventoryHost,
+  compiled: CompiledHost,
+  inventory: Inventory,
+  file: string,
+) {
+  for (const task of [...compiled.tasks, ...compiled.handlers]) {
     const to = task.task.options.delegateTo;
     if (typeof to !== "string" || inventory.hosts.has(to)) continue;
-    const held = variableHolding(host, to);
-    const from = held ? ` (the value of "${held.name}", set in ${held.label})` : "";
+    const from = delegateSources(play, host, file, task.task)
+      .map((s) => `"${s.name}", set in ${s.label}`)
+      .join("; ");
     throw inputError(
       "playbook",
       "DELEGATE_UNKNOWN",
-      `task "${task.name}" delegates to "${to}"${from}, which is not an inventory host`,
+      `task "${task.name}" delegates to "${to}"${from ? ` (read from ${from})` : ""}, which is not an inventory host`,
       { ...task.task.where, host: host.name },
     );
   }

@@ -5,6 +5,7 @@ import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import ajvDraft04 from "ajv-draft-04";
+import Handlebars from "handlebars";
 import { describe, expect, it } from "vitest";
 import { loadPlaybook } from "../../engine/cli.js";
 import { loadInventory } from "../../engine/inventory/load.js";
@@ -21,6 +22,7 @@ import { describeNumericMode } from "../../engine/lint/rules/risky-octal.js";
 import { isPlainSecretValue, isSecretName } from "../../engine/lint/rules/secrets.js";
 import { configFormat } from "../../engine/lint/rules/templates.js";
 import { typecheck } from "../../engine/lint/typecheck.js";
+import { namesUsed } from "../../engine/lint/template-source.js";
 import { typecheckInThread } from "../../engine/lint/typecheck-thread.js";
 
 // The SARIF 2.1.0 schema is JSON Schema draft-04; ajv reads that dialect through ajv-draft-04.
@@ -232,7 +234,7 @@ describe("omens-play lint: what the findings say", () => {
     const playbook = await loadPlaybook(file);
     const inventory = loadInventory(fixture("task-invalid-delegate-var.yaml"));
     expect(() => preparePlaybook(playbook, inventory, file)).toThrow(
-      `delegates to "s2" (the value of "serverHost", set in group all (${fixture("task-invalid-delegate-var.yaml")}:5)), which is not an inventory host`,
+      `delegates to "s2" (read from "serverHost", set in group all (${fixture("task-invalid-delegate-var.yaml")}:5)), which is not an inventory host`,
     );
   });
 
@@ -251,6 +253,94 @@ describe("omens-play lint: what the findings say", () => {
     expect(isNearMiss("spireAgentAtestr", "spireAgentAttestor")).toBe(true);
     expect(isNearMiss("host", "port")).toBe(false);
     expect(isNearMiss("devidKeyPath", "devidCertPath")).toBe(false);
+  });
+
+  /** Lints clean.ts against the fixture inventory with these lines added under all's vars. */
+  const withVars = async (lines: string, playbook = "clean.ts", base = "inventory.yaml") => {
+    const file = join(mkdtempSync(join(tmpdir(), "omens-lint-")), "inventory.yaml");
+    const text = readFileSync(fixture(base), "utf8");
+    writeFileSync(file, text.replace("  vars:\n", `  vars:\n${lines}`));
+    const report = await lint({
+      paths: [fixture(playbook)],
+      inventories: [file],
+      typecheck: false,
+    });
+    return {
+      file,
+      report,
+      line: (needle: string) =>
+        readFileSync(file, "utf8")
+          .split("\n")
+          .findIndex((l) => l.includes(needle)) + 1,
+    };
+  };
+
+  it("a key missing from or unknown in a value inside a variable is named with its path and line", async () => {
+    const { report, line } = await withVars("    listeners:\n      - prot: 8443\n");
+    expect(report.findings.map((f) => [f.message, f.where.line])).toEqual([
+      [
+        expect.stringContaining(
+          'variable "listeners.0.port" is missing (in the value from group all',
+        ),
+        line("- prot"),
+      ],
+      [expect.stringContaining('unknown key "listeners.0.prot" (from group all'), line("- prot")],
+    ]);
+  });
+
+  it("var-misspelt reports every line that sets the name, also one a host overrides", async () => {
+    const { file, report } = await withVars("    prot: 1\n", "clean.ts", "var-misspelt.yaml");
+    expect(report.findings.map((f) => [f.rule, f.where.line, f.hosts])).toEqual([
+      ["var-misspelt", 4, ["s1", "a1", "a2"]],
+      ["var-misspelt", 9, ["s1"]],
+    ]);
+    expect(report.findings[0]?.where.file).toBe(file);
+  });
+
+  it("var-misspelt does not claim the default where the play passes the value", async () => {
+    const { report } = await withVars("    prot: 1\n");
+    const messages = report.findings.map((f) => [f.message, f.hosts]);
+    // The servers' play runs demo() on its default; the agents' play passes port 9090.
+    expect(messages).toEqual([[expect.not.stringContaining("default"), ["s1", "a1", "a2"]]]);
+  });
+
+  it("var-misspelt counts one edit only: a Host beside a Port, two edits apart, is no misspelling", async () => {
+    expect(isNearMiss("spireServerHost", "spireServerPort", 1)).toBe(false);
+    const { report } = await withVars("    porter: 1\n    sitr: x\n");
+    expect(report.findings.map((f) => f.message)).toEqual([
+      expect.stringMatching(/^variable "sitr" .* declares "site": misspelt\?$/),
+    ]);
+  });
+
+  it("names a template reads through @root count as read", () => {
+    const ast = Handlebars.parse("{{#each listeners}}{{@root.site}}{{@index}}{{port}}{{/each}}");
+    expect(namesUsed(ast).map((n) => n.name)).toEqual(["each", "listeners", "site", "port"]);
+  });
+
+  it("an inventory skip comment without a reason is reported, not ignored", async () => {
+    const { report } = await withVars("    prot: 1  # omens-lint: skip var-misspelt\n");
+    expect(report.findings.map((f) => [f.rule, f.message])).toEqual([
+      ["lint-skip", "lint.skip has no reason; give the reason a reviewer reads"],
+      ["var-misspelt", expect.stringContaining('"prot"')],
+    ]);
+  });
+
+  it("a delegate the playbook writes itself is reported at the task, though a variable holds the name", async () => {
+    const { report } = await withVars("    backupHost: spire\n", "task-invalid-delegate.ts");
+    expect(report.findings.map((f) => [f.rule, f.where.file, f.where.line])).toEqual([
+      ["task-invalid", fixture("task-invalid-delegate.ts"), 7],
+    ]);
+  });
+
+  it("a delegate read from a variable blames that variable, not another holding the same name", async () => {
+    const { report, line } = await withVars(
+      "    backupHost: s2\n",
+      "task-invalid-delegate-var.ts",
+      "task-invalid-delegate-var.yaml",
+    );
+    expect(report.findings.map((f) => [f.message.split(" is ")[0], f.where.line])).toEqual([
+      [expect.stringMatching(/^variable "serverHost"/), line("serverHost: s2")],
+    ]);
   });
 
   it("a misspelt variable is silenced by a comment on its inventory line", async () => {

@@ -78,6 +78,18 @@ describe("the sprint playbooks against the shipped inventories", () => {
     );
   });
 
+  it("names a key missing from an entry of a variable with its path and the entry's line", () => {
+    const text = readFileSync(join(ROOT, "inventory/lab.yaml"), "utf8");
+    const broken = text.replace("selectors: [unix:uid:0]", "selectros: [unix:uid:0]");
+    const lines = broken.split("\n");
+    const entry = lines.findIndex((l) => l.includes("workload/auth-admin")) + 1;
+    const file = join(mkdtempSync(join(tmpdir(), "omens-inv-")), "lab.yaml");
+    writeFileSync(file, broken);
+    expect(() => compileAll(file, books[0]!)).toThrow(
+      `variable "spireEntries.1.selectors" is missing for host spire (in the value from group servers (${file}:${entry}))`,
+    );
+  });
+
   it("refuses a lab software key beside production CA certificates before any host is contacted", () => {
     const text = readFileSync(join(ROOT, "inventory/production.yaml"), "utf8").replace(
       /stepCaSigningKey:\n\s+kind: yubikey\n\s+key: .*\n\s+pinFile: .*/,

@@ -34,8 +34,11 @@ export function formatSarif(report: LintReport, root = process.cwd()): string {
 }
 
 function ruleDescriptor(rule: (typeof RULES)[number]) {
+  const task = `for one task with lint: { skip: ["${rule.id}"], reason: "..." }`;
+  const line = `on its inventory line with the comment # omens-lint: skip ${rule.id}: <reason>`;
+  const how = { task, inventory: line, "task or inventory": `${task}, or ${line}` };
   const skip = isSkippable(rule.id)
-    ? `Silence it for one task with lint: { skip: ["${rule.id}"], reason: "..." }.`
+    ? `Silence it ${how[rule.silencedBy ?? "task"]}.`
     : "It cannot be skipped.";
   return {
     id: rule.id,

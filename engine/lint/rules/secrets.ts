@@ -65,6 +65,7 @@ export const secretPlainVar: Rule = {
   rationale:
     "A password, token or key in a plain variable ends up in logs, diffs and the repository; Secrets are masked.",
   level: "error",
+  silencedBy: "task or inventory",
   check: (model) => [...inventorySecrets(model), ...playSecrets(model), ...taskSecrets(model)],
 };
 

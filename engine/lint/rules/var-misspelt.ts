@@ -1,18 +1,20 @@
-import type { InventoryHost } from "../../inventory/load.js";
+import { allDefinedRoles } from "../../dsl/role.js";
+import { originSource, type InventoryHost } from "../../inventory/load.js";
 import type { Finding, Rule } from "../finding.js";
 import { allRuns, allTasks, type LintModel } from "../model.js";
-import { isNearMiss, shortSource, sourceWhere } from "../role-vars.js";
+import { isNearMiss, shortSource } from "../role-vars.js";
 import { namesUsed, templateSource } from "../template-source.js";
 
 export const varMisspelt: Rule = {
   id: "var-misspelt",
   rationale:
-    "An inventory variable no role, play or template reads is ignored; next to a role variable's name it is a misspelling, and the role runs on its default.",
+    "An inventory variable no role, play or template reads is ignored; one edit from a role variable's name, it is a misspelling, and the role runs without it.",
   level: "error",
+  silencedBy: "inventory",
   check: (model) => {
-    const used = namesRead(model);
+    const read = namesRead(model);
     const found = new Map<string, Misspelt>();
-    for (const [host, declared] of hostRoles(model)) misspelt(host, declared, used, found);
+    for (const [host, declared] of hostRoles(model)) misspelt(host, declared, read, found);
     return [...found.values()].map(finding);
   },
 };
@@ -25,14 +27,16 @@ interface Declared {
   given: boolean;
 }
 
-/** Every variable name something in the linted playbooks reads, on any host. */
+/**
+ * Every variable name something reads: any role the loaded playbooks define (the inventory is
+ * shared by playbooks that use other roles), the plays' own variables, and the templates.
+ */
 function namesRead(model: LintModel): Set<string> {
   const names = new Set<string>();
-  for (const run of allRuns(model)) {
+  for (const role of allDefinedRoles())
+    for (const name of Object.keys(role.schema.properties ?? {})) names.add(name);
+  for (const run of allRuns(model))
     for (const name of Object.keys(run.play.vars ?? {})) names.add(name);
-    for (const use of run.play.roles ?? [])
-      for (const name of Object.keys(use.role.schema.properties ?? {})) names.add(name);
-  }
   for (const { item } of allTasks(model)) {
     if (item.task.module !== "template" || item.args === undefined) continue;
     const ast = templateSource((item.args as { src: string }).src, item.baseDir)?.ast;
@@ -63,45 +67,53 @@ function hostRoles(model: LintModel): Map<InventoryHost, Declared[]> {
 /** One inventory line whose variable looks like a role variable's name, on every host it reaches. */
 interface Misspelt {
   name: string;
-  source: string;
+  label: string;
+  where: Finding["where"];
   near: string;
   roles: Set<string>;
+  /** The defaults the roles run with instead; empty when the host or play sets the right name. */
   defaults: Set<string>;
+  overridden: boolean;
   hosts: string[];
 }
 
 /**
- * The host's inventory variables that nothing reads and whose name is one or two edits from
- * a variable a role on the host declares. Known limit: a variable read only by a play's own
- * task builder (`tasks: (vars) => ...`) is not seen as read; such a line is silenced with
- * `# omens-lint: skip var-misspelt: <reason>`.
+ * The host's inventory variables that nothing reads and whose name is one edit from a variable
+ * a role on the host declares: every line that sets one, also those a nearer group or the host
+ * overrides. Known limit: a variable read only by a play's own task builder (`tasks: (vars) =>`)
+ * is not seen as read; its line is silenced with `# omens-lint: skip var-misspelt: <reason>`.
  */
 function misspelt(
   host: InventoryHost,
   declared: Declared[],
-  used: Set<string>,
+  read: Set<string>,
   found: Map<string, Misspelt>,
 ) {
   for (const name of Object.keys(host.vars)) {
-    if (used.has(name)) continue;
-    const near = declared.find((d) => isNearMiss(name, d.name));
+    if (read.has(name)) continue;
+    const near = declared.find((d) => isNearMiss(name, d.name, 1));
     if (!near || reportedMissing(near, host)) continue;
-    const source = host.varSources[name] ?? "the inventory";
-    const key = `${source}|${name}|${near.name}`;
-    const entry = found.get(key) ?? {
-      name,
-      source,
-      near: near.name,
-      roles: new Set(),
-      defaults: new Set(),
-      hosts: [],
-    };
-    found.set(key, entry);
-    if (!entry.hosts.includes(host.name)) entry.hosts.push(host.name);
-    for (const d of declared.filter((d) => d.name === near.name)) {
-      entry.roles.add(d.role);
-      // The default is what runs instead, unless the host also sets the right name.
-      if (!(near.name in host.vars)) entry.defaults.add(JSON.stringify(d.default));
+    const same = declared.filter((d) => d.name === near.name);
+    for (const origin of host.varDefinitions[name] ?? []) {
+      const source = originSource(host, origin);
+      if (!source) continue;
+      const key = `${source.label}|${name}|${near.name}`;
+      const entry = found.get(key) ?? {
+        name,
+        ...source,
+        near: near.name,
+        roles: new Set(),
+        defaults: new Set(),
+        overridden: false,
+        hosts: [],
+      };
+      found.set(key, entry);
+      if (!entry.hosts.includes(host.name)) entry.hosts.push(host.name);
+      for (const d of same) {
+        entry.roles.add(d.role);
+        if (d.given || near.name in host.vars) entry.overridden = true;
+        else entry.defaults.add(JSON.stringify(d.default));
+      }
     }
   }
 }
@@ -113,15 +125,16 @@ function reportedMissing(near: Declared, host: InventoryHost): boolean {
 
 function finding(m: Misspelt): Finding {
   const roles = [...m.roles].sort();
+  const several = roles.length > 1;
   const [only] = m.defaults;
   const fallback =
-    m.defaults.size === 1 && only !== undefined
-      ? `; ${roles.length > 1 ? "they run" : "it runs"} with the default ${only}`
+    !m.overridden && m.defaults.size === 1 && only !== undefined
+      ? `; ${several ? "they run" : "it runs"} with the default ${only}`
       : "";
   return {
     rule: "var-misspelt",
-    message: `variable "${m.name}" (set in ${shortSource(m.source)}) is read by no role, play or template, but ${roles.length > 1 ? "roles" : "role"} ${roles.join(", ")} declare${roles.length > 1 ? "" : "s"} "${m.near}"${fallback}: misspelt?`,
-    where: sourceWhere(m.source) ?? {},
+    message: `variable "${m.name}" (set in ${shortSource(m.label)}) is read by no role, play or template, but ${several ? "roles" : "role"} ${roles.join(", ")} declare${several ? "" : "s"} "${m.near}"${fallback}: misspelt?`,
+    where: m.where,
     hosts: m.hosts,
   };
 }
