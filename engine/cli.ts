@@ -354,9 +354,11 @@ function unknownTags(playbook: Playbook, inventory: Inventory, options: CliOptio
   ].filter(([, tag]) => !SPECIAL_TAGS.has(tag));
   if (named.length === 0) return [];
   // Every play for every host, matched or not: a play for hosts this inventory lacks still
-  // carries its tags. A play that cannot be built for a host it does not run on is passed over.
+  // carries its tags. A play that builds for no host at all (its roles need variables no host
+  // has) has tags nobody can know, so then nothing is said.
   const known = new Set<string>();
-  for (const play of playbook.plays)
+  for (const play of playbook.plays) {
+    let built = false;
     for (const host of inventory.hosts.values()) {
       let compiled: CompiledHost;
       try {
@@ -364,9 +366,12 @@ function unknownTags(playbook: Playbook, inventory: Inventory, options: CliOptio
       } catch {
         continue;
       }
+      built = true;
       for (const entry of compiled.program)
         if (entry.kind === "task") entry.task.tags.forEach((tag) => known.add(tag));
     }
+    if (!built) return [];
+  }
   const tags = [...known].sort().join(", ") || "none";
   return named
     .filter(([, tag]) => !known.has(tag))

@@ -2,7 +2,18 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { homedir } from "node:os";
 import { Ajv, type ErrorObject } from "ajv";
-import { isMap, isNode, LineCounter, parseDocument, type Document } from "yaml";
+import {
+  isAlias,
+  isMap,
+  isNode,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  type Document,
+  type Pair,
+  type YAMLMap,
+} from "yaml";
 import { inputError, type Where } from "../errors.js";
 import { CONNECTION_KEYS, inventorySchema } from "./schema.js";
 
@@ -64,8 +75,7 @@ const validate = ajv.compile(inventorySchema);
 /** Loads, validates and flattens an inventory YAML file. */
 export function loadInventory(file: string): Inventory {
   const text = readText(file);
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const { doc, lines } = parseInventoryText(text);
   reportYamlErrors(doc, lines, file);
   parsed.set(file, { doc, lines });
   const data = doc.toJS() as unknown;
@@ -105,6 +115,18 @@ export function originSource(
       : undefined;
   const where = nested?.line ? nested : position(tree.doc, tree.lines, origin.path, file);
   return { label: `${origin.layer} (${file}:${where.line ?? "?"})`, where };
+}
+
+/** An inventory's YAML syntax tree and line table; `<<: *base` merge keys are read, as Ansible's are. */
+export function parseInventoryText(text: string): { doc: Document; lines: LineCounter } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, {
+    lineCounter: lines,
+    uniqueKeys: true,
+    prettyErrors: false,
+    merge: true,
+  });
+  return { doc, lines };
 }
 
 function readText(file: string): string {
@@ -162,25 +184,47 @@ function describeAjvError(error: ErrorObject): string {
   return error.message ?? "is invalid";
 }
 
-function position(doc: Document, lines: LineCounter, path: string[], file: string): Where {
-  const node = doc.getIn(path, true);
-  const range = isNode(node) ? node.range : undefined;
-  const keyNode = findKeyNode(doc, path);
-  const offset = keyNode?.range?.[0] ?? range?.[0];
+/** A map's entry for a key, its own or one it takes in through a `<<` merge key. */
+function findPair(doc: Document, map: YAMLMap, key: string, depth = 0): Pair | undefined {
+  const name = (item: Pair) => String(isScalar(item.key) ? item.key.value : item.key);
+  const own = map.items.find((item) => name(item) === key);
+  if (own || depth > 8) return own;
+  // With merge keys on, yaml reads `<<` as a scalar holding the symbol Symbol(<<).
+  const isMerge = (item: Pair) => ["<<", "Symbol(<<)"].includes(name(item));
+  for (const merge of map.items.filter(isMerge)) {
+    const sources = isSeq(merge.value) ? merge.value.items : [merge.value];
+    for (const source of sources) {
+      const target = isAlias(source) ? source.resolve(doc) : source;
+      const found = isMap(target) ? findPair(doc, target, key, depth + 1) : undefined;
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The line and column of the value at a path, at its key where it has one. Aliases are followed
+ * to the anchored node, so a value shared through `*name` is placed where it is written.
+ */
+export function position(doc: Document, lines: LineCounter, path: string[], file: string): Where {
+  let node: unknown = doc.contents;
+  let key: unknown;
+  for (const segment of path) {
+    if (isAlias(node)) node = node.resolve(doc);
+    key = undefined;
+    if (isMap(node)) {
+      const pair = findPair(doc, node, segment);
+      key = pair?.key;
+      node = pair?.value;
+    } else if (isSeq(node)) node = node.items[Number(segment)];
+    else return { file };
+    if (node === undefined) return { file };
+  }
+  if (isAlias(node) && !isNode(key)) node = node.resolve(doc);
+  const offset = (isNode(key) ? key : isNode(node) ? node : undefined)?.range?.[0];
   if (offset === undefined) return { file };
   const pos = lines.linePos(offset);
   return { file, line: pos.line, column: pos.col };
-}
-
-function findKeyNode(doc: Document, path: string[]) {
-  if (path.length === 0) return undefined;
-  const parent = doc.getIn(path.slice(0, -1), true);
-  if (!isMap(parent)) return undefined;
-  const pair = parent.items.find(
-    (item) =>
-      isNode(item.key) && String((item.key as { value?: unknown }).value) === path[path.length - 1],
-  );
-  return pair && isNode(pair.key) ? pair.key : undefined;
 }
 
 interface Layer {

@@ -1,7 +1,7 @@
 import { dirname } from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import type { TObject } from "@sinclair/typebox";
-import { OmensError, toOmensError, type Where } from "../errors.js";
+import { inputError, OmensError, toOmensError, type Where } from "../errors.js";
 import type { InventoryHost } from "../inventory/load.js";
 import { getModule } from "../modules/index.js";
 import {
@@ -105,24 +105,40 @@ export function expandLeniently(
     groupNames: host.groups,
   };
   const plan: HostPlan = { host, tasks: [], handlers: [] };
-  for (const use of play.roles ?? []) expandRole(use, host, hostVars, plan, problems);
+  for (const use of play.roles ?? []) expandRole(use, { play, host, hostVars, plan, problems });
   const playDir = dirname(playbookFile);
   const refs = addHandlers(plan, "play", play.handlers ?? {}, hostVars, playDir, problems);
   const tasks =
     typeof play.tasks === "function"
-      ? build(() => (play.tasks as PlayTasksFn)(hostVars, { handlers: refs, host: host.name }), {
-          where: play.where,
-          host: host.name,
-          what: `the play's tasks`,
-          problems,
-        })
+      ? build(
+          () =>
+            stepList((play.tasks as PlayTasksFn)(hostVars, { handlers: refs, host: host.name })),
+          {
+            where: play.where,
+            host: host.name,
+            what: `the play's tasks`,
+            problems,
+          },
+        )
       : (play.tasks ?? []);
-  for (const task of lintedTasks(tasks ?? []))
-    addTask(plan.tasks, task, hostVars, playDir, host.name, problems);
+  placed(play.where, problems, () => {
+    for (const task of lintedTasks(tasks ?? []))
+      addTask(plan.tasks, task, hostVars, playDir, host.name, problems);
+  });
   return plan;
 }
 
 type PlayTasksFn = Exclude<Play["tasks"], Step[] | undefined>;
+
+/** A task builder's result, which must be a list of steps, as the runner requires. */
+function stepList(result: unknown): Step[] {
+  if (Array.isArray(result)) return result as Step[];
+  throw inputError(
+    "playbook",
+    "TASK_INVALID",
+    `it returned ${JSON.stringify(result)?.slice(0, 80) ?? String(result)}, not a list of tasks`,
+  );
+}
 
 /**
  * The tasks lint checks in a list of steps: a block's tasks, rescue and always, and for a loop
@@ -131,6 +147,8 @@ type PlayTasksFn = Exclude<Play["tasks"], Step[] | undefined>;
  */
 function lintedTasks(steps: readonly Step[]): Task[] {
   return steps.flatMap((step): Task[] => {
+    // Not a step at all: addTask reports what it is.
+    if (!step || typeof step !== "object") return [step as Task];
     if (step.kind === "block") return lintedTasks([...step.tasks, ...step.rescue, ...step.always]);
     const items = step.loop?.items;
     if (!step.loop || typeof items === "function" || items === undefined) return [step];
@@ -138,18 +156,20 @@ function lintedTasks(steps: readonly Step[]): Task[] {
   });
 }
 
-function expandRole(
-  use: RoleUse,
-  host: InventoryHost,
-  hostVars: Record<string, unknown>,
-  plan: HostPlan,
-  problems: Finding[],
-) {
+interface RoleContext {
+  play: Play;
+  host: InventoryHost;
+  hostVars: Record<string, unknown>;
+  plan: HostPlan;
+  problems: Finding[];
+}
+
+function expandRole(use: RoleUse, { play, host, hostVars, plan, problems }: RoleContext) {
   const vars = mergeRoleVars(use, hostVars);
   const validate = validatorFor(use.role.schema);
   if (!validate(vars)) {
     const errors = (validate.errors ?? []) as ErrorObject[];
-    problems.push(...errors.map((e) => varProblem(e, use, host, vars)));
+    problems.push(...errors.map((e) => varProblem(e, { use, host, vars, play })));
     return;
   }
   const all = { ...hostVars, ...vars };
@@ -160,12 +180,22 @@ function expandRole(
     what: `the handlers of role ${name}`,
   });
   const refs = addHandlers(plan, name, handlers ?? {}, all, use.role.dir, problems);
-  const tasks = build(() => use.role.tasks(vars, { handlers: refs, host: host.name }), {
+  const tasks = build(() => stepList(use.role.tasks(vars, { handlers: refs, host: host.name })), {
     ...context,
     what: `the tasks of role ${name}`,
   });
-  for (const task of lintedTasks(tasks ?? []))
-    addTask(plan.tasks, task, all, use.role.dir, host.name, problems, name);
+  placed(use.where, problems, () => {
+    for (const task of lintedTasks(tasks ?? []))
+      addTask(plan.tasks, task, all, use.role.dir, host.name, problems, name);
+  });
+}
+
+/** Runs `add`; a finding it makes about a value with no place of its own (null) is put at `at`. */
+function placed(at: Where, problems: Finding[], add: () => void) {
+  const before = problems.length;
+  add();
+  for (const problem of problems.slice(before))
+    if (problem.where.file === undefined) problem.where = { ...at };
 }
 
 function validatorFor(schema: TObject): ValidateFunction {

@@ -1,8 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject } from "ajv";
-import { isMap, isNode, LineCounter, parseDocument, type Document } from "yaml";
-import { OmensError, type Where } from "../errors.js";
-import { loadInventory, type Inventory } from "../inventory/load.js";
+import { OmensError } from "../errors.js";
+import { loadInventory, parseInventoryText, position, type Inventory } from "../inventory/load.js";
 import { inventorySchema } from "../inventory/schema.js";
 import type { Finding } from "./finding.js";
 
@@ -33,8 +32,7 @@ function schemaProblems(file: string): Finding[] {
   } catch {
     return [];
   }
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const { doc, lines } = parseInventoryText(text);
   if (doc.errors.length > 0 || validate(doc.toJS())) return [];
   const seen = new Set<string>();
   const findings: Finding[] = [];
@@ -60,8 +58,10 @@ function specific(errors: ErrorObject[]): ErrorObject[] {
 function errorPath(error: ErrorObject): string[] {
   const path = error.instancePath.split("/").slice(1).map(decodeURIComponent);
   const params = error.params as { additionalProperty?: string; propertyName?: string };
+  // A key's own pattern error carries the key on the error, its propertyNames error in params.
+  const key = params.propertyName ?? (error as { propertyName?: string }).propertyName;
   if (params.additionalProperty) path.push(params.additionalProperty);
-  if (params.propertyName) path.push(params.propertyName);
+  if (key) path.push(key);
   return path;
 }
 
@@ -80,16 +80,4 @@ function describe(error: ErrorObject): string {
     default:
       return error.message ?? "is invalid";
   }
-}
-
-function position(doc: Document, lines: LineCounter, path: string[], file: string): Where {
-  const parent = doc.getIn(path.slice(0, -1), true);
-  const pair = isMap(parent)
-    ? parent.items.find((item) => isNode(item.key) && String(item.key.toJSON()) === path.at(-1))
-    : undefined;
-  const node = pair && isNode(pair.key) ? pair.key : doc.getIn(path, true);
-  const offset = isNode(node) ? node.range?.[0] : undefined;
-  if (offset === undefined) return { file };
-  const pos = lines.linePos(offset);
-  return { file, line: pos.line, column: pos.col };
 }

@@ -2,6 +2,7 @@ import type { ErrorObject } from "ajv";
 import type { Where } from "../errors.js";
 import { variableSource, type InventoryHost } from "../inventory/load.js";
 import type { RoleUse } from "../dsl/role.js";
+import type { Play } from "../dsl/playbook.js";
 import { subjectPath, valueAt, varErrorSubject } from "../runner/compile.js";
 import type { Finding } from "./finding.js";
 import { displayPath } from "./format/display-path.js";
@@ -12,15 +13,18 @@ import { displayPath } from "./format/display-path.js";
  */
 export function varProblem(
   error: ErrorObject,
-  use: RoleUse,
-  host: InventoryHost,
-  vars: Record<string, unknown>,
+  {
+    use,
+    host,
+    vars,
+    play,
+  }: { use: RoleUse; host: InventoryHost; vars: Record<string, unknown>; play: Play },
 ): Finding {
   const subject = varErrorSubject(error);
   const { name, dotted } = subject;
   const role = `role ${use.role.name}`;
   if (subject.kind === "missing" && subject.key === undefined) return missing(name, use, host);
-  const source = sourceOf(name, use, host, subjectPath(subject));
+  const source = sourceOf(name, { use, host, play }, subjectPath(subject));
   const message =
     subject.kind === "missing"
       ? `${role}: variable "${dotted}" is missing (in the value from ${source.label})`
@@ -33,16 +37,26 @@ export function varProblem(
 }
 
 function missing(name: string, use: RoleUse, host: InventoryHost): Finding {
-  const near = Object.keys(host.vars).find((k) => k !== name && isNearMiss(k, name));
   const base = `role ${use.role.name}: variable "${name}" is missing`;
-  if (!near) return { rule: "role-vars", message: base, where: use.where, hosts: [host.name] };
-  const source = host.varSources[near] ?? "the inventory";
+  const near = nearNames(name, host);
+  const [first] = near;
+  const written = first === undefined ? undefined : variableSource(host, first);
+  if (first === undefined || !written)
+    return { rule: "role-vars", message: base, where: use.where, hosts: [host.name] };
+  const sets = near
+    .map((n) => `"${n}" in ${shortSource(variableSource(host, n)?.label ?? "the inventory")}`)
+    .join(" and ");
   return {
     rule: "role-vars",
-    message: `${base}; the inventory sets "${near}" in ${shortSource(source)}: misspelt?`,
-    where: sourceWhere(source) ?? use.where,
+    message: `${base}; the inventory sets ${sets}: misspelt?`,
+    where: written.where,
     hosts: [host.name],
   };
+}
+
+/** The host's variables whose names are near a missing one's: what role-vars names as misspelt. */
+export function nearNames(name: string, host: InventoryHost): string[] {
+  return Object.keys(host.vars).filter((k) => k !== name && isNearMiss(k, name));
 }
 
 /**
@@ -51,20 +65,15 @@ function missing(name: string, use: RoleUse, host: InventoryHost): Finding {
  */
 function sourceOf(
   name: string,
-  use: RoleUse,
-  host: InventoryHost,
+  { use, host, play }: { use: RoleUse; host: InventoryHost; play: Play },
   inside: string[] = [],
 ): { label: string; where: Where } {
-  if (name in use.params)
-    return {
-      label: `the play (${displayPath(use.where.file ?? "?")}:${use.where.line})`,
-      where: use.where,
-    };
+  const at = (where: Where) => `${displayPath(where.file ?? "?")}:${where.line}`;
+  if (name in use.params) return { label: `the play (${at(use.where)})`, where: use.where };
+  if (play.vars && name in play.vars)
+    return { label: `the play's vars (${at(play.where)})`, where: play.where };
   const written = variableSource(host, name, inside);
   if (written) return { label: shortSource(written.label), where: written.where };
-  const inventory = host.varSources[name];
-  if (inventory)
-    return { label: shortSource(inventory), where: sourceWhere(inventory) ?? use.where };
   return { label: `the defaults of role ${use.role.name}`, where: use.where };
 }
 
@@ -86,12 +95,14 @@ function declared(use: RoleUse): string {
 
 /**
  * Same name but for case, or one edit apart (up to `longEdits`, 2 by default, for names of 6+
- * characters), where swapping two neighbouring letters is one edit (`prot` for `port`).
+ * characters), where swapping two neighbouring letters is one edit (`prot` for `port`) and
+ * case is none (`qPrt` for `qport` is one).
  */
 export function isNearMiss(a: string, b: string, longEdits = 2): boolean {
-  if (a.toLowerCase() === b.toLowerCase()) return true;
-  const shorter = Math.min(a.length, b.length);
-  return shorter >= 3 && editDistance(a, b) <= (shorter >= 6 ? longEdits : 1);
+  const [x, y] = [a.toLowerCase(), b.toLowerCase()];
+  if (x === y) return true;
+  const shorter = Math.min(x.length, y.length);
+  return shorter >= 3 && editDistance(x, y) <= (shorter >= 6 ? longEdits : 1);
 }
 
 /** Edits (insert, delete, replace, swap of neighbours) that turn one name into the other. */

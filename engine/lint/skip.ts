@@ -73,7 +73,7 @@ const INLINE_SKIP = /#\s*omens-lint:\s*skip\s+([\w\s,-]+?)\s*(?::\s*(.*))?$/;
  */
 function inventorySkips(file: string): [string, Owner][] {
   return readFileSync(file, "utf8")
-    .split("\n")
+    .split(/\r?\n/)
     .flatMap((text, index) => {
       const match = INLINE_SKIP.exec(text);
       if (!match) return [];

@@ -148,7 +148,7 @@ export function compileHost(
   };
   const top = { tags: [], conditions: [], scope: [] };
   for (const use of play.roles ?? []) {
-    const vars = roleVars(use, host, hostVars);
+    const vars = roleVars(use, host, hostVars, play);
     const merged = { ...hostVars, ...vars };
     const own = buildHandlers(
       b,
@@ -408,10 +408,11 @@ function roleVars(
   use: RoleUse,
   host: InventoryHost,
   hostVars: Record<string, unknown>,
+  play: Play,
 ): Record<string, unknown> {
   const vars = mergeRoleVars(use, hostVars);
   const validate = ajv.compile(use.role.schema);
-  if (!validate(vars)) throw roleVarError(validate.errors ?? [], use, host, vars);
+  if (!validate(vars)) throw roleVarError(validate.errors ?? [], { use, host, vars, play });
   return vars;
 }
 
@@ -435,26 +436,34 @@ export function mergeRoleVars(
   return { ...fromSchema, ...use.role.defaults, ...fromHost, ...use.params };
 }
 
-function roleVarError(
-  errors: ErrorObject[],
-  use: RoleUse,
-  host: InventoryHost,
-  vars: Record<string, unknown>,
-) {
+interface RoleVarContext {
+  use: RoleUse;
+  host: InventoryHost;
+  vars: Record<string, unknown>;
+  play: Play;
+}
+
+function roleVarError(errors: ErrorObject[], { use, host, vars, play }: RoleVarContext) {
   const subject = varErrorSubject(errors[0] as ErrorObject);
   const { name, dotted } = subject;
+  const place = (where: Where) => `${where.file}:${where.line}`;
   const source =
-    (name in use.params ? `the play (${use.where.file}:${use.where.line})` : undefined) ??
+    (name in use.params ? `the play (${place(use.where)})` : undefined) ??
+    (play.vars && name in play.vars ? `the play's vars (${place(play.where)})` : undefined) ??
     variableSource(host, name, subjectPath(subject))?.label ??
     host.varSources[name] ??
     "role defaults";
   const role = `role ${use.role.name}`;
+  const more =
+    errors.length > 1
+      ? `; ${errors.length - 1} more problem(s): omens-play lint lists them all`
+      : "";
   const message =
     subject.kind === "missing"
-      ? `${role}: variable "${dotted}" is missing for host ${host.name}${subject.key ? ` (in the value from ${source})` : ""}`
+      ? `${role}: variable "${dotted}" is missing for host ${host.name}${subject.key ? ` (in the value from ${source})` : ""}${more}`
       : subject.kind === "unknown"
-        ? `${role}: unknown ${subject.key ? "key" : "variable"} "${dotted}" for host ${host.name} (from ${source})`
-        : `${role}: variable "${dotted}" for host ${host.name} ${subject.message} (got ${JSON.stringify(valueAt(vars[name], subject.inside))}, from ${source})`;
+        ? `${role}: unknown ${subject.key ? "key" : "variable"} "${dotted}" for host ${host.name} (from ${source})${more}`
+        : `${role}: variable "${dotted}" for host ${host.name} ${subject.message} (got ${JSON.stringify(valueAt(vars[name], subject.inside))}, from ${source})${more}`;
   return inputError(
     "playbook",
     "ROLE_VAR_INVALID",
@@ -462,6 +471,14 @@ function roleVarError(
     { ...use.where, host: host.name },
     `the role's variables are declared in ${use.role.dir}`,
   );
+}
+
+/** Every task a compiled host holds: tasks, each fixed loop's item tasks, and handlers. */
+export function compiledTasks(compiled: CompiledHost): CompiledTask[] {
+  return [
+    ...compiled.tasks.flatMap((c) => [c, ...(c.loop?.fixed ?? []).map((item) => item.task)]),
+    ...compiled.handlers,
+  ];
 }
 
 /**
@@ -491,7 +508,7 @@ export function delegateSources(
       } catch {
         return [];
       }
-      const follows = [...again.tasks, ...again.handlers].some(
+      const follows = compiledTasks(again).some(
         (c) => same(c.task.where) && c.task.options.delegateTo === moved,
       );
       const source = follows ? variableSource(host, name) : undefined;

@@ -24,6 +24,7 @@ import type { Failure, Task, TaskResult } from "../dsl/task.js";
 import { serialBatches } from "./batches.js";
 import {
   compileHost,
+  compiledTasks,
   delegateSources,
   type BlockLayout,
   type CompiledHost,
@@ -186,7 +187,7 @@ function checkDelegates(
   inventory: Inventory,
   file: string,
 ) {
-  for (const task of [...compiled.tasks, ...compiled.handlers]) {
+  for (const task of compiledTasks(compiled)) {
     const to = task.task.options.delegateTo;
     if (typeof to !== "string" || inventory.hosts.has(to)) continue;
     const from = delegateSources(play, host, file, task.task)

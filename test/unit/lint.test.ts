@@ -134,6 +134,12 @@ const broken: {
     line: 7,
   },
   {
+    playbook: "role-vars-play-vars.ts",
+    rule: "role-vars",
+    file: "role-vars-play-vars.ts",
+    line: 6,
+  },
+  {
     playbook: "clean.ts",
     inventory: "var-misspelt.yaml",
     rule: "var-misspelt",
@@ -340,6 +346,92 @@ describe("omens-play lint: what the findings say", () => {
     );
     expect(report.findings.map((f) => [f.message.split(" is ")[0], f.where.line])).toEqual([
       [expect.stringMatching(/^variable "serverHost"/), line("serverHost: s2")],
+    ]);
+  });
+
+  it("var-misspelt flags a near miss of an optional variable, and case is no edit", async () => {
+    expect(isNearMiss("qPrt", "qport", 1)).toBe(true);
+    const { report } = await withVars("    mtod: hi\n    SITE: x\n");
+    expect(report.findings.map((f) => f.message.split(" (set")[0])).toEqual([
+      'variable "mtod"',
+      'variable "SITE"',
+    ]);
+  });
+
+  it("a wrong value from the play's own vars is blamed on them", async () => {
+    const [finding] = await findings("role-vars-play-vars.ts");
+    expect(finding?.message).toBe(
+      'role demo: variable "port" must be integer (got "8081", from the play\'s vars (test/fixtures/lint/role-vars-play-vars.ts:6))',
+    );
+  });
+
+  it("values shared through an anchor, an alias or a merge key are placed where they are written", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "omens-lint-")), "inventory.yaml");
+    const text = [
+      "all:",
+      "  vars: { site: demo }",
+      "  children:",
+      "    servers:",
+      "      vars: &common",
+      "        prot: 1",
+      "      hosts:",
+      "        s1: { address: 127.0.0.1 }",
+      "    agents:",
+      "      vars:",
+      "        <<: *common",
+      "        motd: hi",
+      "      hosts:",
+      "        a1: { address: 127.0.0.1 }",
+      "",
+    ];
+    writeFileSync(file, text.join("\n"));
+    const inventory = loadInventory(file);
+    expect(inventory.hosts.get("a1")?.vars).toMatchObject({ prot: 1, motd: "hi" });
+    const report = await lint({
+      paths: [fixture("clean.ts")],
+      inventories: [file],
+      typecheck: false,
+    });
+    expect(report.findings.map((f) => [f.message.split(" is read")[0], f.where.line])).toEqual([
+      [`variable "prot" (set in group servers (${file}:6))`, 6],
+      [`variable "prot" (set in group agents (${file}:6))`, 6],
+    ]);
+  });
+
+  it("inventory skip comments work in a file with CRLF line ends", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "omens-lint-")), "inventory.yaml");
+    const text = readFileSync(fixture("var-misspelt.yaml"), "utf8")
+      .replace("prot: 9091", "prot: 9091  # omens-lint: skip var-misspelt: read by a site script")
+      .replaceAll("\n", "\r\n");
+    writeFileSync(file, text);
+    const report = await lint({
+      paths: [fixture("clean.ts")],
+      inventories: [file],
+      typecheck: false,
+    });
+    expect(report.findings).toEqual([]);
+    expect(report.suppressed.map((s) => s.reason)).toEqual(["read by a site script"]);
+  });
+
+  it("a loop item's delegate read from a variable is found by lint and refused by a run before any host", async () => {
+    const inventoryFile = fixture("task-invalid-delegate-var.yaml");
+    const file = fixture("task-invalid-delegate-loop.ts");
+    const found = await findings("task-invalid-delegate-loop.ts", [inventoryFile]);
+    expect(found.map((f) => [f.where.file, f.where.line])).toEqual([
+      [inventoryFile, 5],
+      [inventoryFile, 5],
+    ]);
+    const playbook = await loadPlaybook(file);
+    expect(() => preparePlaybook(playbook, loadInventory(inventoryFile), file)).toThrow(
+      /task "register a" delegates to "s2" \(read from "serverHost"/,
+    );
+  });
+
+  it("a task builder that returns no list, or a list holding null, is a finding at its play", async () => {
+    const found = await findings("task-invalid-steps.ts");
+    expect(found.map((f) => [f.rule, f.where.line, f.message])).toEqual([
+      ["task-invalid", 5, expect.stringContaining("it returned undefined, not a list of tasks")],
+      ["task-invalid", 6, expect.stringContaining("expected a task built by a module function")],
     ]);
   });
 

@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { allDefinedRoles } from "../../dsl/role.js";
 import { originSource, type InventoryHost } from "../../inventory/load.js";
 import type { Finding, Rule } from "../finding.js";
@@ -23,18 +25,25 @@ interface Declared {
   role: string;
   name: string;
   default?: unknown;
-  /** The play passes it as a parameter. */
+  /** The role's schema requires it. */
+  required: boolean;
+  /** The play passes it, as a role parameter or in its own `vars`. */
   given: boolean;
 }
 
 /**
  * Every variable name something reads: any role the loaded playbooks define (the inventory is
- * shared by playbooks that use other roles), the plays' own variables, and the templates.
+ * shared by playbooks that use other roles), the plays' own variables, every template in the
+ * roles' and playbooks' `templates/` folders, and any name written as a word in the playbooks'
+ * and roles' sources (`ctx.vars.prot` in a `when`, `vars.prot` in a task builder).
  */
 function namesRead(model: LintModel): Set<string> {
   const names = new Set<string>();
-  for (const role of allDefinedRoles())
+  const folders = new Set(model.playbooks.map((p) => dirname(p.file)));
+  for (const role of allDefinedRoles()) {
+    folders.add(role.dir);
     for (const name of Object.keys(role.schema.properties ?? {})) names.add(name);
+  }
   for (const run of allRuns(model))
     for (const name of Object.keys(run.play.vars ?? {})) names.add(name);
   for (const { item } of allTasks(model)) {
@@ -42,7 +51,40 @@ function namesRead(model: LintModel): Set<string> {
     const ast = templateSource((item.args as { src: string }).src, item.baseDir)?.ast;
     for (const used of ast ? namesUsed(ast) : []) names.add(used.name);
   }
+  for (const folder of folders) for (const word of wordsIn(folder)) names.add(word);
+  for (const { file } of model.playbooks) for (const word of words(file)) names.add(word);
   return names;
+}
+
+const wordCache = new Map<string, Set<string>>();
+
+/** The words of a folder's `.ts` sources and of the templates under its `templates/`. */
+function wordsIn(folder: string): Set<string> {
+  const cached = wordCache.get(folder);
+  if (cached) return cached;
+  const found = new Set<string>();
+  const add = (file: string) => words(file).forEach((w) => found.add(w));
+  for (const name of list(folder)) if (/\.m?ts$/.test(name)) add(join(folder, name));
+  const templates = join(folder, "templates");
+  for (const name of list(templates, true)) if (name.endsWith(".hbs")) add(join(templates, name));
+  wordCache.set(folder, found);
+  return found;
+}
+
+function list(folder: string, recursive = false): string[] {
+  try {
+    return readdirSync(folder, { recursive }).map(String);
+  } catch {
+    return [];
+  }
+}
+
+function words(file: string): string[] {
+  try {
+    return readFileSync(file, "utf8").match(/[A-Za-z_$][\w$]*/g) ?? [];
+  } catch {
+    return [];
+  }
 }
 
 /** Each inventory host with the role variables declared by the roles it runs. */
@@ -58,7 +100,8 @@ function hostRoles(model: LintModel): Map<InventoryHost, Declared[]> {
             role: use.role.name,
             name,
             default: use.role.defaults?.[name] ?? (schema as { default?: unknown }).default,
-            given: name in use.params,
+            required: use.role.schema.required?.includes(name) ?? false,
+            given: name in use.params || name in (run.play.vars ?? {}),
           });
     }
   return byHost;
@@ -80,8 +123,9 @@ interface Misspelt {
 /**
  * The host's inventory variables that nothing reads and whose name is one edit from a variable
  * a role on the host declares: every line that sets one, also those a nearer group or the host
- * overrides. Known limit: a variable read only by a play's own task builder (`tasks: (vars) =>`)
- * is not seen as read; its line is silenced with `# omens-lint: skip var-misspelt: <reason>`.
+ * overrides. Known limit: a variable read under a computed name (`vars[key]`) or only by code
+ * outside the playbooks' and roles' folders is not seen as read; its line is silenced with
+ * `# omens-lint: skip var-misspelt: <reason>`.
  */
 function misspelt(
   host: InventoryHost,
@@ -120,7 +164,7 @@ function misspelt(
 
 /** A required variable the host lacks is a role-vars finding, which names this one already. */
 function reportedMissing(near: Declared, host: InventoryHost): boolean {
-  return near.default === undefined && !near.given && !(near.name in host.vars);
+  return near.required && near.default === undefined && !near.given && !(near.name in host.vars);
 }
 
 function finding(m: Misspelt): Finding {
