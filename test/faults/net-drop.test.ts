@@ -78,11 +78,15 @@ describe("fault: the network drops during a large copy", () => {
       ["test/fixtures/faults/large-copy.ts", "-i", labInventory(), "--json", "--limit", "ca"],
       { OMENS_FAULT_DIR: dir, OMENS_FAULT_SRC: src },
     );
-    await waitUntil(() => largestTempFile("ca", dir) > 4 * 1024 * 1024, 60_000, "ca's copy");
+    // The sender is paused the moment the copy is seen under way: on loopback the rest of the
+    // file would otherwise arrive before the kill below does, and the write would finish.
+    const copying = () => largestTempFile("ca", dir) > 4 * 1024 * 1024;
+    await waitUntil(() => copying() && live.child.kill("SIGSTOP"), 60_000, "ca's copy");
     const [temp] = tempFiles("ca", dir);
     const pid = /^\.omens\.(\d+)\./.exec(temp ?? "")?.[1];
     expect(pid, temp).toBeDefined();
     sshRoot("ca", `kill -KILL ${pid}`); // no trap runs: the temp file stays behind
+    live.child.kill("SIGCONT");
     const run = await live.done;
     expect(run.code).toBe(2);
     expect(results(run, "ca")[0]?.status).toBe("failed");
