@@ -15,7 +15,7 @@ import {
   type YAMLMap,
 } from "yaml";
 import { inputError, type Where } from "../errors.js";
-import { CONNECTION_KEYS, inventorySchema } from "./schema.js";
+import { CONNECTION_KEYS, inventorySchema, pointerKeys } from "./schema.js";
 
 /** How to reach a host, after group settings have been inherited. */
 export interface ConnectionSpec {
@@ -156,7 +156,7 @@ function reportYamlErrors(doc: Document, lines: LineCounter, file: string) {
 
 function schemaError(errors: ErrorObject[], doc: Document, lines: LineCounter, file: string) {
   const error = mostSpecific(errors);
-  const path = error.instancePath.split("/").slice(1).map(decodeURIComponent);
+  const path = pointerKeys(error.instancePath);
   const extra = error.params as { additionalProperty?: string; allowedValues?: unknown[] };
   if (extra.additionalProperty) path.push(extra.additionalProperty);
   const where = position(doc, lines, path, file);

@@ -53,3 +53,14 @@ export const inventorySchema = {
 export const CONNECTION_KEYS = Object.keys(
   connectionProperties,
 ) as (keyof typeof connectionProperties)[];
+
+/**
+ * The keys a schema error's `instancePath` names. Ajv writes a JSON Pointer (`/all/hosts/a~1b`):
+ * `~1` stands for `/` and `~0` for `~`, and nothing is URI-encoded (a `%` in a name is a `%`).
+ */
+export function pointerKeys(instancePath: string): string[] {
+  return instancePath
+    .split("/")
+    .slice(1)
+    .map((segment) => segment.replaceAll("~1", "/").replaceAll("~0", "~"));
+}

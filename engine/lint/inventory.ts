@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject } from "ajv";
 import { OmensError } from "../errors.js";
 import { loadInventory, parseInventoryText, position, type Inventory } from "../inventory/load.js";
-import { inventorySchema } from "../inventory/schema.js";
+import { inventorySchema, pointerKeys } from "../inventory/schema.js";
 import type { Finding } from "./finding.js";
 
 const ajv = new Ajv({ allErrors: true, strict: false });
@@ -56,7 +56,7 @@ function specific(errors: ErrorObject[]): ErrorObject[] {
 }
 
 function errorPath(error: ErrorObject): string[] {
-  const path = error.instancePath.split("/").slice(1).map(decodeURIComponent);
+  const path = pointerKeys(error.instancePath);
   const params = error.params as { additionalProperty?: string; propertyName?: string };
   // A key's own pattern error carries the key on the error, its propertyNames error in params.
   const key = params.propertyName ?? (error as { propertyName?: string }).propertyName;

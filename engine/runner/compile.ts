@@ -2,6 +2,7 @@ import { dirname } from "node:path";
 import { Ajv, type ErrorObject } from "ajv";
 import { bug, inputError, OmensError, toOmensError, type Where } from "../errors.js";
 import { variableSource, type InventoryHost } from "../inventory/load.js";
+import { pointerKeys } from "../inventory/schema.js";
 import { getModule } from "../modules/index.js";
 import { hasDeferred } from "../dsl/deferred.js";
 import { hiddenLabel, maskArgumentValues } from "./no-log.js";
@@ -530,13 +531,10 @@ export interface VarErrorSubject {
   message: string;
 }
 
-/** Reads a schema error's JSON pointer (`/spireEntries/1`, `~1` is `/`) and its key, if any. */
+/** Reads a schema error's JSON pointer (`/spireEntries/1`) and its key, if any. */
 export function varErrorSubject(error: ErrorObject): VarErrorSubject {
   const params = error.params as { missingProperty?: string; additionalProperty?: string };
-  const path = error.instancePath
-    .split("/")
-    .slice(1)
-    .map((segment) => segment.replaceAll("~1", "/").replaceAll("~0", "~"));
+  const path = pointerKeys(error.instancePath);
   const key = params.missingProperty ?? params.additionalProperty;
   const kind =
     params.missingProperty !== undefined

@@ -67,6 +67,15 @@ describe("inventory", () => {
     expect(err.where.line).toBe(4);
   });
 
+  it("names a setting under a host whose name holds % or / as written, with its line", () => {
+    for (const name of ["a%zz", "a/b"]) {
+      const err = loadError(`all:\n  hosts:\n    "${name}":\n      port: twenty-two\n`);
+      expect(err.code).toBe("INVENTORY_SCHEMA");
+      expect(err.message).toContain(`"all.hosts.${name}.port" must be integer`);
+      expect(err.where.line).toBe(4);
+    }
+  });
+
   it("refuses malformed YAML and duplicate keys with their line", () => {
     expect(loadError("all:\n  hosts: [unclosed\n").code).toBe("INVENTORY_YAML");
     const dup = loadError("all:\n  hosts:\n    auth: {}\n    auth: {}\n");
