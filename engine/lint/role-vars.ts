@@ -3,7 +3,7 @@ import type { Where } from "../errors.js";
 import { variableSource, type InventoryHost } from "../inventory/load.js";
 import type { RoleUse } from "../dsl/role.js";
 import type { Play } from "../dsl/playbook.js";
-import { subjectPath, valueAt, varErrorSubject } from "../runner/compile.js";
+import { roleVarSource, subjectPath, valueAt, varErrorSubject } from "../runner/compile.js";
 import type { Finding } from "./finding.js";
 import { displayPath } from "./format/display-path.js";
 
@@ -24,7 +24,10 @@ export function varProblem(
   const { name, dotted } = subject;
   const role = `role ${use.role.name}`;
   if (subject.kind === "missing" && subject.key === undefined) return missing(name, use, host);
-  const source = sourceOf(name, { use, host, play }, subjectPath(subject));
+  const found = roleVarSource(name, { use, host, play }, subjectPath(subject));
+  const source = found
+    ? { label: shortSource(found.label), where: found.where }
+    : { label: `the defaults of role ${use.role.name}`, where: use.where };
   const message =
     subject.kind === "missing"
       ? `${role}: variable "${dotted}" is missing (in the value from ${source.label})`
@@ -38,43 +41,24 @@ export function varProblem(
 
 function missing(name: string, use: RoleUse, host: InventoryHost): Finding {
   const base = `role ${use.role.name}: variable "${name}" is missing`;
-  const near = nearNames(name, host);
+  const near = nearNames(name, host).flatMap((n) => {
+    const source = variableSource(host, n);
+    return source ? [{ name: n, ...source }] : [];
+  });
   const [first] = near;
-  const written = first === undefined ? undefined : variableSource(host, first);
-  if (first === undefined || !written)
-    return { rule: "role-vars", message: base, where: use.where, hosts: [host.name] };
-  const sets = near
-    .map((n) => `"${n}" in ${shortSource(variableSource(host, n)?.label ?? "the inventory")}`)
-    .join(" and ");
+  if (!first) return { rule: "role-vars", message: base, where: use.where, hosts: [host.name] };
+  const sets = near.map((n) => `"${n.name}" in ${shortSource(n.label)}`).join(" and ");
   return {
     rule: "role-vars",
     message: `${base}; the inventory sets ${sets}: misspelt?`,
-    where: written.where,
+    where: first.where,
     hosts: [host.name],
   };
 }
 
 /** The host's variables whose names are near a missing one's: what role-vars names as misspelt. */
-export function nearNames(name: string, host: InventoryHost): string[] {
+function nearNames(name: string, host: InventoryHost): string[] {
   return Object.keys(host.vars).filter((k) => k !== name && isNearMiss(k, name));
-}
-
-/**
- * Where a role variable's value came from: play parameters, then inventory, then defaults. For
- * an inventory value, a problem inside it (`spireEntries.1.selectors`) points at that line.
- */
-function sourceOf(
-  name: string,
-  { use, host, play }: { use: RoleUse; host: InventoryHost; play: Play },
-  inside: string[] = [],
-): { label: string; where: Where } {
-  const at = (where: Where) => `${displayPath(where.file ?? "?")}:${where.line}`;
-  if (name in use.params) return { label: `the play (${at(use.where)})`, where: use.where };
-  if (play.vars && name in play.vars)
-    return { label: `the play's vars (${at(play.where)})`, where: play.where };
-  const written = variableSource(host, name, inside);
-  if (written) return { label: shortSource(written.label), where: written.where };
-  return { label: `the defaults of role ${use.role.name}`, where: use.where };
 }
 
 /** The file:line inside an inventory source label such as "group all (inv.yaml:12)". */

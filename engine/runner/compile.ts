@@ -447,13 +447,8 @@ interface RoleVarContext {
 function roleVarError(errors: ErrorObject[], { use, host, vars, play }: RoleVarContext) {
   const subject = varErrorSubject(errors[0] as ErrorObject);
   const { name, dotted } = subject;
-  const place = (where: Where) => `${where.file}:${where.line}`;
   const source =
-    (name in use.params ? `the play (${place(use.where)})` : undefined) ??
-    (play.vars && name in play.vars ? `the play's vars (${place(play.where)})` : undefined) ??
-    variableSource(host, name, subjectPath(subject))?.label ??
-    host.varSources[name] ??
-    "role defaults";
+    roleVarSource(name, { use, host, play }, subjectPath(subject))?.label ?? "role defaults";
   const role = `role ${use.role.name}`;
   const more =
     errors.length > 1
@@ -472,6 +467,23 @@ function roleVarError(errors: ErrorObject[], { use, host, vars, play }: RoleVarC
     { ...use.where, host: host.name },
     `the role's variables are declared in ${use.role.dir}`,
   );
+}
+
+/**
+ * Where a role variable's value came from: the play's parameters, then its `vars`, then the
+ * inventory (for a path inside the variable, that value's own line); undefined when only the
+ * role's defaults give it.
+ */
+export function roleVarSource(
+  name: string,
+  { use, host, play }: { use: RoleUse; host: InventoryHost; play: Play },
+  inside: string[] = [],
+): { label: string; where: Where } | undefined {
+  const place = (where: Where) => `${where.file ?? "?"}:${where.line}`;
+  if (name in use.params) return { label: `the play (${place(use.where)})`, where: use.where };
+  if (play.vars && name in play.vars)
+    return { label: `the play's vars (${place(play.where)})`, where: play.where };
+  return variableSource(host, name, inside);
 }
 
 /** Every task a compiled host holds: tasks, each fixed loop's item tasks, and handlers. */
