@@ -2,7 +2,16 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "vitest";
-import { labInventory, omensPlay, results, ROOT, type PlayRun } from "../helpers/lab.js";
+import {
+  LAB_DIR,
+  labInventory,
+  omensPlay,
+  rebuildLab,
+  results,
+  ROOT,
+  sshRoot,
+  type PlayRun,
+} from "../helpers/lab.js";
 
 /**
  * The lab inventory with each release's sha256 taken from the build `lab-up.sh` just made
@@ -33,4 +42,18 @@ export function expectClean(run: PlayRun, what: string) {
   const failed = results(run).filter((r) => r.status === "failed" || r.status === "unreachable");
   expect(failed, `${what}: ${JSON.stringify(failed, null, 1)}\n${run.stderr}`).toEqual([]);
   expect(run.code, `${what}\n${run.stderr}`).toBe(0);
+}
+
+/**
+ * The starting point of sprint 3: a rebuilt lab converged by sprints 1 and 2 (each run clean),
+ * and the DevID trust root the inventory names, the lab step-ca's root, fetched from the CA
+ * host. Returns the pinned inventory the runs used.
+ */
+export async function labBeforeSprint3(): Promise<string> {
+  rebuildLab();
+  const inventory = pinnedLabInventory();
+  for (const book of ["playbooks/sprint1-foundation.ts", "playbooks/sprint2-integration.ts"])
+    expectClean(await playJson(book, inventory), book);
+  writeFileSync(join(LAB_DIR, "devid-ca.pem"), sshRoot("ca", "cat /etc/step-ca/certs/root_ca.crt"));
+  return inventory;
 }

@@ -3,7 +3,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  LAB_DIR,
   LAB_HOSTS,
   rebuildLab,
   results,
@@ -11,7 +10,7 @@ import {
   type LabHost,
   type PlayRun,
 } from "../helpers/lab.js";
-import { expectClean, pinnedLabInventory, playJson } from "./roles-lab.js";
+import { expectClean, labBeforeSprint3, playJson } from "./roles-lab.js";
 
 // Sprints 1 and 2 re-run after sprint 3 has moved every agent to tpm_devid. With the inventory
 // still at the join_token phase the roles refuse, on each host, before writing anything; with
@@ -92,10 +91,7 @@ function postMigrationInventory(): string {
 }
 
 beforeAll(async () => {
-  rebuildLab();
-  inventory = pinnedLabInventory();
-  for (const book of [SPRINT1, SPRINT2]) expectClean(await play(book, inventory), book);
-  writeFileSync(join(LAB_DIR, "devid-ca.pem"), sshRoot("ca", "cat /etc/step-ca/certs/root_ca.crt"));
+  inventory = await labBeforeSprint3();
   expectClean(await play(SPRINT3, inventory), "sprint 3");
   expectPostMigration();
 }, 900_000);

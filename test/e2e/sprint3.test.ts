@@ -3,15 +3,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  hashHostTree,
-  rebuildLab,
-  LAB_DIR,
-  results,
-  sshRoot,
-  type PlayRun,
-} from "../helpers/lab.js";
-import { expectClean, pinnedLabInventory, playJson } from "./roles-lab.js";
+import { hashHostTree, rebuildLab, results, sshRoot, type PlayRun } from "../helpers/lab.js";
+import { expectClean, labBeforeSprint3, playJson } from "./roles-lab.js";
 
 // Sprint 3 on a lab converged by sprints 1 and 2. The tests share the lab and run in file
 // order: a failed migration of auth (wrong DevID root on the server) is rolled back first, then
@@ -78,12 +71,7 @@ function longestOutage(probes: { at: number; ok: boolean }[]): number {
 }
 
 beforeAll(async () => {
-  rebuildLab();
-  inventory = pinnedLabInventory();
-  for (const book of ["playbooks/sprint1-foundation.ts", "playbooks/sprint2-integration.ts"])
-    expectClean(await play(book, inventory), book);
-  // The DevID trust root the inventory names: the lab's step-ca root, made on the CA host.
-  writeFileSync(join(LAB_DIR, "devid-ca.pem"), sshRoot("ca", "cat /etc/step-ca/certs/root_ca.crt"));
+  inventory = await labBeforeSprint3();
 }, 900_000);
 
 // These tests leave every agent on tpm_devid; later files expect a lab before sprint 3.

@@ -5,7 +5,6 @@ import { X509Certificate } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   hashHostTree,
-  LAB_DIR,
   rebuildLab,
   results,
   sshOk,
@@ -14,7 +13,7 @@ import {
   type LabHost,
   type PlayRun,
 } from "../helpers/lab.js";
-import { expectClean, pinnedLabInventory, playJson } from "./roles-lab.js";
+import { expectClean, labBeforeSprint3, playJson } from "./roles-lab.js";
 
 // Sprint 4 on a fresh lab taken through sprints 1 to 3 (every agent on tpm_devid). The tests
 // run in file order: a check run, a rotation whose gate fails and is rolled back, a rotation of
@@ -90,11 +89,7 @@ async function shortLivedCert(host: LabHost, hours: number): Promise<string> {
 }
 
 beforeAll(async () => {
-  rebuildLab();
-  inventory = pinnedLabInventory();
-  for (const book of ["playbooks/sprint1-foundation.ts", "playbooks/sprint2-integration.ts"])
-    expectClean(await play(book, inventory), book);
-  writeFileSync(join(LAB_DIR, "devid-ca.pem"), sshRoot("ca", "cat /etc/step-ca/certs/root_ca.crt"));
+  inventory = await labBeforeSprint3();
   expectClean(await play("playbooks/sprint3-migrate.ts", inventory), "sprint 3");
 }, 1_200_000);
 
