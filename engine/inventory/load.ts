@@ -37,11 +37,11 @@ export interface InventoryHost {
   name: string;
   groups: string[];
   vars: Record<string, unknown>;
-  /** For each variable: "host auth", "group agents" or "group all", plus file:line. */
-  varSources: Record<string, string>;
-  /** For each variable: the group or host it came from and the YAML path it is written at. */
-  varOrigins: Record<string, VarOrigin>;
-  /** For each variable: every group or host that sets it, in order; the last one wins. */
+  /**
+   * For each variable: every group or host that sets it ("group all", "host auth") with the
+   * YAML path it is written at, in order; the last one wins. {@link variableSource} turns the
+   * winner into "group agents (inventory.yaml:6)".
+   */
   varDefinitions: Record<string, VarOrigin[]>;
   connection: ConnectionSpec;
   where: Where;
@@ -96,7 +96,7 @@ export function variableSource(
   name: string,
   inside: string[] = [],
 ): { label: string; where: Where } | undefined {
-  const origin = host.varOrigins[name];
+  const origin = host.varDefinitions[name]?.at(-1);
   return origin ? originSource(host, origin, inside) : undefined;
 }
 
@@ -282,7 +282,7 @@ function flatten(data: { all: RawGroup }, file: string, at: (path: string[]) => 
   };
   visit("all", data.all, ["all"], [], []);
   for (const [name, entry] of hostLayers) {
-    inventory.hosts.set(name, buildHost(name, entry, dirname(file), at));
+    inventory.hosts.set(name, buildHost(name, entry, dirname(file)));
   }
   return inventory;
 }
@@ -359,27 +359,17 @@ function mergeHostDefinition(
   entry.path = path;
 }
 
-function buildHost(
-  name: string,
-  entry: HostEntry,
-  baseDir: string,
-  at: (path: string[]) => Where,
-): InventoryHost {
+function buildHost(name: string, entry: HostEntry, baseDir: string): InventoryHost {
   // Layers are in visiting order: all, then parents before children, so children win.
   const layers = [...entry.layers];
   layers.push({ label: `host ${name}`, settings: entry.own ?? {}, path: entry.path });
   const vars: Record<string, unknown> = {};
-  const varSources: Record<string, string> = {};
-  const varOrigins: InventoryHost["varOrigins"] = {};
   const varDefinitions: InventoryHost["varDefinitions"] = {};
   const settings: Record<string, unknown> = {};
   for (const layer of layers) {
     for (const [key, value] of Object.entries(layer.settings.vars ?? {})) {
       vars[key] = value;
-      const where = at([...layer.path, "vars", key]);
-      varSources[key] = `${layer.label} (${where.file}:${where.line ?? "?"})`;
-      varOrigins[key] = { layer: layer.label, path: [...layer.path, "vars", key] };
-      (varDefinitions[key] ??= []).push(varOrigins[key]);
+      (varDefinitions[key] ??= []).push({ layer: layer.label, path: [...layer.path, "vars", key] });
     }
     for (const key of CONNECTION_KEYS)
       if (layer.settings[key] !== undefined) settings[key] = layer.settings[key];
@@ -389,8 +379,6 @@ function buildHost(
     name,
     groups,
     vars,
-    varSources,
-    varOrigins,
     varDefinitions,
     connection: connectionSpec(name, settings, baseDir),
     where: entry.where,

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { OmensError } from "../../engine/errors.js";
-import { loadInventory } from "../../engine/inventory/load.js";
+import { loadInventory, variableSource } from "../../engine/inventory/load.js";
 import { matchHosts } from "../../engine/inventory/patterns.js";
 
 const dir = mkdtempSync(join(tmpdir(), "omens-inv-"));
@@ -44,7 +44,7 @@ describe("inventory", () => {
     );
     const auth = inv.hosts.get("auth")!;
     expect(auth.vars).toEqual({ a: "all", b: "agents", c: "host" });
-    expect(auth.varSources.b).toMatch(/^group agents \(.*inv\.yaml:6\)$/);
+    expect(variableSource(auth, "b")?.label).toMatch(/^group agents \(.*inv\.yaml:6\)$/);
     expect(auth.connection).toMatchObject({
       address: "auth.funlab.casa",
       port: 2200,

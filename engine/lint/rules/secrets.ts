@@ -1,3 +1,4 @@
+import { variableSource } from "../../inventory/load.js";
 import { isSecret } from "../../secret.js";
 import type { Play } from "../../dsl/playbook.js";
 import type { Where } from "../../errors.js";
@@ -75,7 +76,7 @@ function inventorySecrets(model: LintModel): Finding[] {
     for (const host of inventory.hosts.values())
       for (const [name, value] of Object.entries(host.vars))
         for (const path of plainSecrets({ [name]: value })) {
-          const source = host.varSources[name] ?? `inventory ${inventory.file}`;
+          const source = variableSource(host, name)?.label ?? `inventory ${inventory.file}`;
           const where = sourceWhere(source) ?? { file: inventory.file };
           const message = `variable "${path}" holds a plain string (set in ${shortSource(source)}); ${ADVICE}`;
           found.set(`${placeKey(where)}|${path}`, { rule: "secret-plain-var", message, where });
