@@ -51,8 +51,8 @@ function namesRead(model: LintModel): Set<string> {
     const ast = templateSource((item.args as { src: string }).src, item.baseDir)?.ast;
     for (const used of ast ? namesUsed(ast) : []) names.add(used.name);
   }
+  // A playbook's own folder is among them, so its source is read there.
   for (const folder of folders) for (const word of wordsIn(folder)) names.add(word);
-  for (const { file } of model.playbooks) for (const word of words(file)) names.add(word);
   return names;
 }
 
