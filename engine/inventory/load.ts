@@ -15,7 +15,7 @@ import {
   type YAMLMap,
 } from "yaml";
 import { inputError, type Where } from "../errors.js";
-import { CONNECTION_KEYS, inventorySchema, pointerKeys } from "./schema.js";
+import { CONNECTION_KEYS, inventorySchema, keyPath, pointerKeys } from "./schema.js";
 
 /** How to reach a host, after group settings have been inherited. */
 export interface ConnectionSpec {
@@ -160,7 +160,7 @@ function schemaError(errors: ErrorObject[], doc: Document, lines: LineCounter, f
   const extra = error.params as { additionalProperty?: string; allowedValues?: unknown[] };
   if (extra.additionalProperty) path.push(extra.additionalProperty);
   const where = position(doc, lines, path, file);
-  const subject = path.length > 0 ? `"${path.join(".")}"` : "the document";
+  const subject = path.length > 0 ? `"${keyPath(path)}"` : "the document";
   return inputError(
     "inventory",
     "INVENTORY_SCHEMA",

@@ -64,3 +64,22 @@ export function pointerKeys(instancePath: string): string[] {
     .slice(1)
     .map((segment) => segment.replaceAll("~1", "/").replaceAll("~0", "~"));
 }
+
+/**
+ * A path of keys as a reader would write it: `a.b` for plain keys, `a[0]` for list positions
+ * and `a['spire.funlab.casa']` for a key that holds a dot or another character that would make
+ * the dotted form ambiguous.
+ */
+export function keyPath(keys: string[]): string {
+  return keys
+    .map((key, i) =>
+      /^\d+$/.test(key)
+        ? `[${key}]`
+        : /^[A-Za-z_$][\w$-]*$/.test(key)
+          ? i === 0
+            ? key
+            : `.${key}`
+          : `['${key.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}']`,
+    )
+    .join("");
+}

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject } from "ajv";
 import { OmensError } from "../errors.js";
 import { loadInventory, parseInventoryText, position, type Inventory } from "../inventory/load.js";
-import { inventorySchema, pointerKeys } from "../inventory/schema.js";
+import { inventorySchema, keyPath, pointerKeys } from "../inventory/schema.js";
 import type { Finding } from "./finding.js";
 
 const ajv = new Ajv({ allErrors: true, strict: false });
@@ -38,7 +38,7 @@ function schemaProblems(file: string): Finding[] {
   const findings: Finding[] = [];
   for (const error of specific(validate.errors ?? [])) {
     const path = errorPath(error);
-    const message = `"${path.join(".") || "the document"}" ${describe(error)}`;
+    const message = `${path.length > 0 ? `"${keyPath(path)}"` : "the document"} ${describe(error)}`;
     if (seen.has(message)) continue;
     seen.add(message);
     findings.push({ rule: "inventory-schema", message, where: position(doc, lines, path, file) });

@@ -2,7 +2,7 @@ import { dirname } from "node:path";
 import { Ajv, type ErrorObject } from "ajv";
 import { bug, inputError, OmensError, toOmensError, type Where } from "../errors.js";
 import { variableSource, type InventoryHost } from "../inventory/load.js";
-import { pointerKeys } from "../inventory/schema.js";
+import { keyPath, pointerKeys } from "../inventory/schema.js";
 import { getModule } from "../modules/index.js";
 import { hasDeferred } from "../dsl/deferred.js";
 import { hiddenLabel, maskArgumentValues } from "./no-log.js";
@@ -538,7 +538,7 @@ export interface VarErrorSubject {
   kind: "missing" | "unknown" | "invalid";
   /** For a key missing from, or unknown in, a value inside the variable: that key. */
   key?: string;
-  /** The whole path for messages: `spireEntries.1.selectors`. */
+  /** The whole path for messages: `spireEntries[1].selectors`. */
   dotted: string;
   message: string;
 }
@@ -564,7 +564,7 @@ export function varErrorSubject(error: ErrorObject): VarErrorSubject {
     inside,
     kind,
     ...(key === undefined ? {} : { key }),
-    dotted: full.join("."),
+    dotted: keyPath(full),
     message,
   };
 }

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { OmensError } from "../../engine/errors.js";
 import { loadInventory, variableSource } from "../../engine/inventory/load.js";
 import { matchHosts } from "../../engine/inventory/patterns.js";
+import { keyPath } from "../../engine/inventory/schema.js";
 
 const dir = mkdtempSync(join(tmpdir(), "omens-inv-"));
 function inventoryFile(text: string, name = "inv.yaml") {
@@ -67,13 +68,22 @@ describe("inventory", () => {
     expect(err.where.line).toBe(4);
   });
 
-  it("names a setting under a host whose name holds % or / as written, with its line", () => {
-    for (const name of ["a%zz", "a/b"]) {
+  it("names a setting under a host whose name holds %, / or dots as written, with its line", () => {
+    for (const name of ["a%zz", "a/b", "spire.funlab.casa"]) {
       const err = loadError(`all:\n  hosts:\n    "${name}":\n      port: twenty-two\n`);
       expect(err.code).toBe("INVENTORY_SCHEMA");
-      expect(err.message).toContain(`"all.hosts.${name}.port" must be integer`);
+      expect(err.message).toContain(`"all.hosts['${name}'].port" must be integer`);
       expect(err.where.line).toBe(4);
     }
+  });
+
+  it("writes a path so that each key reads back as one key", () => {
+    expect(keyPath(["spireEntries", "1", "selectors"])).toBe("spireEntries[1].selectors");
+    expect(keyPath(["all", "hosts", "ca.funlab.casa", "vars"])).toBe(
+      "all.hosts['ca.funlab.casa'].vars",
+    );
+    expect(keyPath(["a", "it's", "b\\c"])).toBe("a['it\\'s']['b\\\\c']");
+    expect(keyPath(["tpm-validate", "x_1"])).toBe("tpm-validate.x_1");
   });
 
   it("refuses malformed YAML and duplicate keys with their line", () => {

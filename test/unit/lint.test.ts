@@ -223,7 +223,7 @@ describe("omens-play lint: what the findings say", () => {
   it("a wrongly typed value inside a variable names its path and its own line", async () => {
     const [finding] = await findings("clean.ts", [fixture("role-vars-nested.yaml")]);
     expect(finding?.message).toBe(
-      'role demo: variable "listeners.1.port" must be integer (got "8444", from group all (test/fixtures/lint/role-vars-nested.yaml:7))',
+      'role demo: variable "listeners[1].port" must be integer (got "8444", from group all (test/fixtures/lint/role-vars-nested.yaml:7))',
     );
     expect(finding?.where).toMatchObject({ line: 7, column: 9 });
     expect(finding?.hosts).toEqual(["s1", "a1", "a2"]);
@@ -286,11 +286,11 @@ describe("omens-play lint: what the findings say", () => {
     expect(report.findings.map((f) => [f.message, f.where.line])).toEqual([
       [
         expect.stringContaining(
-          'variable "listeners.0.port" is missing (in the value from group all',
+          'variable "listeners[0].port" is missing (in the value from group all',
         ),
         line("- prot"),
       ],
-      [expect.stringContaining('unknown key "listeners.0.prot" (from group all'), line("- prot")],
+      [expect.stringContaining('unknown key "listeners[0].prot" (from group all'), line("- prot")],
     ]);
   });
 

@@ -74,7 +74,7 @@ describe("the sprint playbooks against the shipped inventories", () => {
     const file = join(mkdtempSync(join(tmpdir(), "omens-inv-")), "lab.yaml");
     writeFileSync(file, broken);
     expect(() => compileAll(file, books[0]!)).toThrow(
-      `variable "spireEntries.1.selectors" for host spire must be array (got "unix:uid:0", from group servers (${file}:${line}))`,
+      `variable "spireEntries[1].selectors" for host spire must be array (got "unix:uid:0", from group servers (${file}:${line}))`,
     );
   });
 
@@ -86,7 +86,7 @@ describe("the sprint playbooks against the shipped inventories", () => {
     const file = join(mkdtempSync(join(tmpdir(), "omens-inv-")), "lab.yaml");
     writeFileSync(file, broken);
     expect(() => compileAll(file, books[0]!)).toThrow(
-      `variable "spireEntries.1.selectors" is missing for host spire (in the value from group servers (${file}:${entry}))`,
+      `variable "spireEntries[1].selectors" is missing for host spire (in the value from group servers (${file}:${entry}))`,
     );
   });
 
