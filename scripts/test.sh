@@ -38,7 +38,14 @@ bash test/lab/lab-up.sh up
 log "tests"
 report=$(mktemp --suffix=.json)
 status=0
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report" || status=$?
+# The tests run in a session of their own, so that a stop signal ends all of them before the
+# lab is taken down: a test still running could otherwise bring the lab up again.
+setsid node_modules/.bin/vitest run --reporter=default --reporter=json \
+  --outputFile.json="$report" </dev/null &
+tests=$!
+trap 'kill -TERM -- "-$tests" 2>/dev/null; wait "$tests" 2>/dev/null; exit 143' TERM INT HUP
+wait "$tests" || status=$?
+trap - TERM INT HUP
 node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
   console.log(`\n${r.numPassedTests} passed, ${r.numFailedTests} failed`);
