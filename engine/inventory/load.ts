@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { homedir } from "node:os";
-import { Ajv, type ErrorObject } from "ajv";
 import {
   isAlias,
   isMap,
@@ -15,7 +14,7 @@ import {
   type YAMLMap,
 } from "yaml";
 import { inputError, type Where } from "../errors.js";
-import { CONNECTION_KEYS, inventorySchema, keyPath, pointerKeys } from "./schema.js";
+import { CONNECTION_KEYS, inventorySchemaProblems, type SchemaProblem } from "./schema.js";
 
 /** How to reach a host, after group settings have been inherited. */
 export interface ConnectionSpec {
@@ -67,11 +66,6 @@ interface RawGroup extends RawSettings {
   children?: Record<string, RawGroup | null> | null;
 }
 
-// The schema is fixed and known good: checking it against the meta-schema on every start costs
-// more than the whole validation (about 200 ms).
-const ajv = new Ajv({ allErrors: true, strict: false, validateSchema: false });
-const validate = ajv.compile(inventorySchema);
-
 /** Loads, validates and flattens an inventory YAML file. */
 export function loadInventory(file: string): Inventory {
   const text = readText(file);
@@ -79,7 +73,8 @@ export function loadInventory(file: string): Inventory {
   reportYamlErrors(doc, lines, file);
   parsed.set(file, { doc, lines });
   const data = doc.toJS() as unknown;
-  if (!validate(data)) throw schemaError(validate.errors ?? [], doc, lines, file);
+  const problems = inventorySchemaProblems(data);
+  if (problems.length > 0) throw schemaError(problems, doc, lines, file);
   return flatten(data as { all: RawGroup }, file, (path) => position(doc, lines, path, file));
 }
 
@@ -154,34 +149,20 @@ function reportYamlErrors(doc: Document, lines: LineCounter, file: string) {
   });
 }
 
-function schemaError(errors: ErrorObject[], doc: Document, lines: LineCounter, file: string) {
-  const error = mostSpecific(errors);
-  const path = pointerKeys(error.instancePath);
-  const extra = error.params as { additionalProperty?: string; allowedValues?: unknown[] };
-  if (extra.additionalProperty) path.push(extra.additionalProperty);
-  const where = position(doc, lines, path, file);
-  const subject = path.length > 0 ? `"${keyPath(path)}"` : "the document";
-  return inputError(
-    "inventory",
-    "INVENTORY_SCHEMA",
-    `${subject} ${describeAjvError(error)}`,
-    where,
-  );
-}
-
-function mostSpecific(errors: ErrorObject[]): ErrorObject {
-  const sorted = [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length);
-  return sorted.find((e) => e.keyword === "additionalProperties") ?? (sorted[0] as ErrorObject);
-}
-
-function describeAjvError(error: ErrorObject): string {
-  const params = error.params as Record<string, unknown>;
-  if (error.keyword === "additionalProperties") {
-    return `is not a known setting (expected one of: ${["hosts", "children", "vars", ...CONNECTION_KEYS].join(", ")})`;
-  }
-  if (error.keyword === "type") return `must be ${String(params.type)}`;
-  if (error.keyword === "enum") return `must be one of ${JSON.stringify(params.allowedValues)}`;
-  return error.message ?? "is invalid";
+/** The first schema problem in the file's order, and how many more there are. */
+function schemaError(problems: SchemaProblem[], doc: Document, lines: LineCounter, file: string) {
+  const placed = problems
+    .map((problem) => ({ problem, where: position(doc, lines, problem.path, file) }))
+    .sort(
+      (a, b) =>
+        (a.where.line ?? 0) - (b.where.line ?? 0) || (a.where.column ?? 0) - (b.where.column ?? 0),
+    );
+  const { problem, where } = placed[0] as (typeof placed)[number];
+  const more =
+    problems.length > 1
+      ? `; ${problems.length - 1} more problem(s): omens-play lint lists them all`
+      : "";
+  return inputError("inventory", "INVENTORY_SCHEMA", `${problem.message}${more}`, where);
 }
 
 /** A map's entry for a key, its own or one it takes in through a `<<` merge key. */

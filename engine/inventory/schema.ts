@@ -1,5 +1,7 @@
 /** JSON Schema of the inventory file, checked with ajv before anything else reads it. */
 
+import { Ajv, type ErrorObject } from "ajv";
+
 const connectionProperties = {
   address: { type: "string", minLength: 1, description: "DNS name or IP address to connect to" },
   port: { type: "integer", minimum: 1, maximum: 65535 },
@@ -82,4 +84,89 @@ export function keyPath(keys: string[]): string {
           : `['${key.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}']`,
     )
     .join("");
+}
+
+/** One schema error of an inventory document: the keys it is about and what is wrong. */
+export interface SchemaProblem {
+  path: string[];
+  /** `"all.hosts.auth.port" must be integer` */
+  message: string;
+}
+
+// The schema is fixed and known good: checking it against the meta-schema on every start costs
+// more than the whole validation (about 200 ms).
+const validate = new Ajv({ allErrors: true, strict: false, validateSchema: false }).compile(
+  inventorySchema,
+);
+
+/**
+ * Every schema error of an inventory document, one per key at fault, in the schema's order;
+ * empty when the document is valid. Runs report the first of them, lint all.
+ */
+export function inventorySchemaProblems(data: unknown): SchemaProblem[] {
+  if (validate(data)) return [];
+  const errors = specific(validate.errors ?? []);
+  const seen = new Set<string>();
+  return errors.flatMap((error) => {
+    const path = errorPath(error);
+    const subject = path.length > 0 ? `"${keyPath(path)}"` : "the document";
+    const message = `${subject} ${describe(error)}`;
+    if (seen.has(message)) return [];
+    seen.add(message);
+    return [{ path, message }];
+  });
+}
+
+/**
+ * Drops the errors of a schema branch when a deeper error explains the same value. Depth is
+ * that of the key each error is about, so an unknown key beside a wrongly typed one is kept.
+ */
+function specific(errors: ErrorObject[]): ErrorObject[] {
+  const paths = new Map(errors.map((e) => [e, errorPath(e)]));
+  const under = (inner: string[], outer: string[]) =>
+    inner.length > outer.length && outer.every((key, i) => inner[i] === key);
+  return errors.filter(
+    (e) =>
+      e.keyword !== "if" &&
+      !errors.some((o) => o !== e && under(paths.get(o) ?? [], paths.get(e) ?? [])),
+  );
+}
+
+function errorPath(error: ErrorObject): string[] {
+  const path = pointerKeys(error.instancePath);
+  const params = error.params as { additionalProperty?: string; propertyName?: string };
+  // A key's own pattern error carries the key on the error, its propertyNames error in params.
+  const key = params.propertyName ?? (error as { propertyName?: string }).propertyName;
+  if (params.additionalProperty) path.push(params.additionalProperty);
+  if (key) path.push(key);
+  return path;
+}
+
+const HOST_KEYS = ["vars", ...CONNECTION_KEYS];
+const GROUP_KEYS = ["hosts", "children", ...HOST_KEYS];
+
+function describe(error: ErrorObject): string {
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case "additionalProperties": {
+      // The document alternates kind and name below `all`: all/children/web/hosts/web1.
+      const at = pointerKeys(error.instancePath);
+      const known =
+        at.length === 0
+          ? ["all"]
+          : at.at(-2) === "hosts" && at.length % 2 === 1
+            ? HOST_KEYS
+            : GROUP_KEYS;
+      return `is not a known setting (expected one of: ${known.join(", ")})`;
+    }
+    case "type":
+      return `must be ${String(params.type).split(",").join(" or ")}`;
+    case "enum":
+      return `must be one of ${JSON.stringify(params.allowedValues)}`;
+    case "propertyNames":
+    case "pattern":
+      return "is not a valid name";
+    default:
+      return error.message ?? "is invalid";
+  }
 }

@@ -1,12 +1,8 @@
 import { readFileSync } from "node:fs";
-import { Ajv, type ErrorObject } from "ajv";
 import { OmensError } from "../errors.js";
 import { loadInventory, parseInventoryText, position, type Inventory } from "../inventory/load.js";
-import { inventorySchema, keyPath, pointerKeys } from "../inventory/schema.js";
+import { inventorySchemaProblems } from "../inventory/schema.js";
 import type { Finding } from "./finding.js";
-
-const ajv = new Ajv({ allErrors: true, strict: false });
-const validate = ajv.compile(inventorySchema);
 
 /**
  * Checks an inventory file against its schema and reports every error, then loads it the way
@@ -33,51 +29,10 @@ function schemaProblems(file: string): Finding[] {
     return [];
   }
   const { doc, lines } = parseInventoryText(text);
-  if (doc.errors.length > 0 || validate(doc.toJS())) return [];
-  const seen = new Set<string>();
-  const findings: Finding[] = [];
-  for (const error of specific(validate.errors ?? [])) {
-    const path = errorPath(error);
-    const message = `${path.length > 0 ? `"${keyPath(path)}"` : "the document"} ${describe(error)}`;
-    if (seen.has(message)) continue;
-    seen.add(message);
-    findings.push({ rule: "inventory-schema", message, where: position(doc, lines, path, file) });
-  }
-  return findings;
-}
-
-/** Drops the errors of a schema branch when a deeper error explains the same value. */
-function specific(errors: ErrorObject[]): ErrorObject[] {
-  return errors.filter(
-    (e) =>
-      e.keyword !== "if" &&
-      !errors.some((o) => o !== e && o.instancePath.startsWith(`${e.instancePath}/`)),
-  );
-}
-
-function errorPath(error: ErrorObject): string[] {
-  const path = pointerKeys(error.instancePath);
-  const params = error.params as { additionalProperty?: string; propertyName?: string };
-  // A key's own pattern error carries the key on the error, its propertyNames error in params.
-  const key = params.propertyName ?? (error as { propertyName?: string }).propertyName;
-  if (params.additionalProperty) path.push(params.additionalProperty);
-  if (key) path.push(key);
-  return path;
-}
-
-function describe(error: ErrorObject): string {
-  const params = error.params as Record<string, unknown>;
-  switch (error.keyword) {
-    case "additionalProperties":
-      return "is not a known setting";
-    case "type":
-      return `must be ${String(params.type)}`;
-    case "enum":
-      return `must be one of ${JSON.stringify(params.allowedValues)}`;
-    case "propertyNames":
-    case "pattern":
-      return "is not a valid name";
-    default:
-      return error.message ?? "is invalid";
-  }
+  if (doc.errors.length > 0) return [];
+  return inventorySchemaProblems(doc.toJS()).map(({ path, message }) => ({
+    rule: "inventory-schema",
+    message,
+    where: position(doc, lines, path, file),
+  }));
 }

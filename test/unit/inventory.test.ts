@@ -62,6 +62,23 @@ describe("inventory", () => {
     expect(err.where).toMatchObject({ line: 4, column: 7 });
   });
 
+  it("a run names the first schema problem in the file and how many more lint lists", () => {
+    const err = loadError("all:\n  hosts:\n    ca:\n      adress: x\n    auth:\n      port: no\n");
+    expect(err.message).toBe(
+      '"all.hosts.ca.adress" is not a known setting (expected one of: vars, address, port, user, key, agent, knownHosts, connectTimeout, connection, become, becomeUser, becomePasswordEnv); 1 more problem(s): omens-play lint lists them all',
+    );
+    expect(err.where.line).toBe(4);
+  });
+
+  it("an unknown key of a group lists the group's settings, of the document its one key", () => {
+    expect(loadError("all:\n  chidren: {}\n").message).toContain(
+      "(expected one of: hosts, children, vars, address,",
+    );
+    expect(loadError("al:\n  hosts: {}\n").message).toContain(
+      '"al" is not a known setting (expected one of: all)',
+    );
+  });
+
   it("names the line of a wrong type", () => {
     const err = loadError("all:\n  hosts:\n    auth:\n      port: twenty-two\n");
     expect(err.message).toContain("must be integer");

@@ -398,6 +398,33 @@ describe("omens-play lint: what the findings say", () => {
     ]);
   });
 
+  it("every schema error of an inventory is reported once, an unknown key beside a wrong type too", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "omens-lint-")), "inventory.yaml");
+    const text = [
+      "all:",
+      "  hosts:",
+      "    auth:",
+      "      port: x",
+      "      adress: 1",
+      "    ca:",
+      "      port: y",
+      "",
+    ];
+    writeFileSync(file, text.join("\n"));
+    const report = await lint({
+      paths: [fixture("clean.ts")],
+      inventories: [file],
+      typecheck: false,
+    });
+    expect(
+      report.findings.map((f) => [f.rule, f.message.split(" (expected")[0], f.where.line]),
+    ).toEqual([
+      ["inventory-schema", '"all.hosts.auth.port" must be integer', 4],
+      ["inventory-schema", '"all.hosts.auth.adress" is not a known setting', 5],
+      ["inventory-schema", '"all.hosts.ca.port" must be integer', 7],
+    ]);
+  });
+
   it("inventory skip comments work in a file with CRLF line ends", async () => {
     const file = join(mkdtempSync(join(tmpdir(), "omens-lint-")), "inventory.yaml");
     const text = readFileSync(fixture("var-misspelt.yaml"), "utf8")
