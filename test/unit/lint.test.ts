@@ -641,6 +641,23 @@ describe("omens-play lint: SARIF", () => {
     ]);
   });
 
+  it("each rule's help says how it is silenced: in the task, on the inventory line, or not at all", async () => {
+    const report = await lint({ paths: [fixture("clean.ts")], inventories: [], typecheck: false });
+    const sarif = JSON.parse(formatSarif(report, root)) as {
+      runs: { tool: { driver: { rules: { id: string; help: { text: string } }[] } } }[];
+    };
+    const help = new Map(sarif.runs[0]!.tool.driver.rules.map((r) => [r.id, r.help.text]));
+    const task = (id: string) => `lint: { skip: ["${id}"], reason: "..." }`;
+    const line = (id: string) => `# omens-lint: skip ${id}: <reason>`;
+    expect(help.get("command-changed")).toContain(task("command-changed"));
+    expect(help.get("command-changed")).not.toContain("omens-lint: skip");
+    expect(help.get("var-misspelt")).toContain(line("var-misspelt"));
+    expect(help.get("var-misspelt")).not.toContain("lint: {");
+    expect(help.get("secret-plain-var")).toContain(task("secret-plain-var"));
+    expect(help.get("secret-plain-var")).toContain(line("secret-plain-var"));
+    expect(help.get("role-vars")).toMatch(/It cannot be skipped\.$/);
+  });
+
   it("a schema-invalid log is refused, so the validation above can fail", () => {
     const schemaFile = createRequire(import.meta.url).resolve(
       "@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json",

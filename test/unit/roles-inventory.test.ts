@@ -78,6 +78,18 @@ describe("the sprint playbooks against the shipped inventories", () => {
     );
   });
 
+  it("reports the first of several problems and says how many more lint lists", () => {
+    const text = readFileSync(join(ROOT, "inventory/lab.yaml"), "utf8");
+    const broken = text
+      .replace("selectors: [unix:uid:0]", "selectors: unix:uid:0")
+      .replace("selectors: [unix:user:step]", "selectors: unix:user:step");
+    const file = join(mkdtempSync(join(tmpdir(), "omens-inv-")), "lab.yaml");
+    writeFileSync(file, broken);
+    expect(() => compileAll(file, books[0]!)).toThrow(
+      /variable "spireEntries\[0\]\.selectors" for host spire must be array .*; 1 more problem\(s\): omens-play lint lists them all$/,
+    );
+  });
+
   it("names a key missing from an entry of a variable with its path and the entry's line", () => {
     const text = readFileSync(join(ROOT, "inventory/lab.yaml"), "utf8");
     const broken = text.replace("selectors: [unix:uid:0]", "selectros: [unix:uid:0]");
