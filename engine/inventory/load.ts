@@ -9,7 +9,9 @@ import {
   isSeq,
   LineCounter,
   parseDocument,
+  visit,
   type Document,
+  type Node,
   type Pair,
   type YAMLMap,
 } from "yaml";
@@ -72,10 +74,107 @@ export function loadInventory(file: string): Inventory {
   const { doc, lines } = parseInventoryText(text);
   reportYamlErrors(doc, lines, file);
   parsed.set(file, { doc, lines });
-  const data = doc.toJS() as unknown;
+  const data = inventoryData(doc, lines, file);
   const problems = inventorySchemaProblems(data);
   if (problems.length > 0) throw schemaError(problems, doc, lines, file);
   return flatten(data as { all: RawGroup }, file, (path) => position(doc, lines, path, file));
+}
+
+const PLAIN_TAGS = new Set(
+  ["str", "int", "float", "bool", "null", "map", "seq"].map((t) => `tag:yaml.org,2002:${t}`),
+);
+/** How many alias uses one document may expand to; past it, it is taken for an alias bomb. */
+const MAX_ALIAS_COUNT = 10_000;
+
+/**
+ * An inventory document as plain data: maps, lists and plain values only. Refuses, with the
+ * line, what would otherwise change or vanish when the YAML becomes data: a tag such as `!!omap`
+ * or `!!binary`, a key that is not a plain value, two keys that read as one (`1` and `"1"`), an
+ * alias with no anchor or inside what it names, a merge key given something other than maps.
+ */
+export function inventoryData(doc: Document, lines: LineCounter, file: string): unknown {
+  const at = (node: Node | undefined): Where => {
+    const offset = node?.range?.[0];
+    if (offset === undefined) return { file };
+    const pos = lines.linePos(offset);
+    return { file, line: pos.line, column: pos.col };
+  };
+  const refuse = (node: Node | undefined, message: string): never => {
+    throw inputError("inventory", "INVENTORY_YAML", message, at(node));
+  };
+  visit(doc, {
+    Node(_, node, path) {
+      if (node.tag && !PLAIN_TAGS.has(node.tag))
+        refuse(
+          node,
+          `the YAML tag ${shortTag(node.tag)} is not read in an inventory: use plain maps, lists and values`,
+        );
+      if (isAlias(node)) {
+        const target = node.resolve(doc);
+        if (!target) refuse(node, `alias *${node.source} has no anchor &${node.source} before it`);
+        if (path.includes(target as never))
+          refuse(node, `alias *${node.source} is inside the value it names`);
+      }
+      if (isMap(node)) checkKeys(node, { doc, at, refuse });
+    },
+  });
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as unknown;
+  } catch (error) {
+    return refuse(doc.contents ?? undefined, `cannot read the YAML: ${(error as Error).message}`);
+  }
+}
+
+function shortTag(tag: string): string {
+  return tag.replace(/^tag:yaml\.org,2002:/, "!!");
+}
+
+function isMergeKey(key: unknown): boolean {
+  return isScalar(key) && (key.value === "<<" || typeof key.value === "symbol");
+}
+
+interface KeyCheck {
+  doc: Document;
+  at: (node: Node | undefined) => Where;
+  refuse: (node: Node | undefined, message: string) => never;
+}
+
+function checkKeys(map: YAMLMap, { doc, at, refuse }: KeyCheck) {
+  const seen = new Map<string, Node>();
+  for (const pair of map.items) {
+    const key = pair.key;
+    if (isMergeKey(key)) {
+      const sources = isSeq(pair.value) ? pair.value.items : [pair.value];
+      for (const source of sources) {
+        const target = isAlias(source) ? source.resolve(doc) : source;
+        if (!isMap(target))
+          refuse(
+            isNode(source) ? source : (key as Node),
+            "a merge key (<<) takes a map, or a list of maps, to merge in",
+          );
+      }
+      continue;
+    }
+    if (!isScalar(key) || isAlias(key))
+      refuse(
+        isNode(key) ? key : undefined,
+        "a key must be a plain name or value, not an alias, a list or a map",
+      );
+    const name = keyName(key);
+    const first = seen.get(name);
+    if (first)
+      refuse(
+        key as Node,
+        `key ${JSON.stringify(name)} is written twice in one map (first at line ${at(first).line ?? "?"})`,
+      );
+    seen.set(name, key as Node);
+  }
+}
+
+/** The key a YAML scalar becomes in data: `~` and empty become "", everything else its text. */
+function keyName(key: unknown): string {
+  const value = isScalar(key) ? key.value : key;
+  return value === null || value === undefined ? "" : String(value);
 }
 
 /** Each loaded inventory's syntax tree, to point at values nested inside a variable later. */
@@ -155,7 +254,8 @@ function schemaError(problems: SchemaProblem[], doc: Document, lines: LineCounte
     .map((problem) => ({ problem, where: position(doc, lines, problem.path, file) }))
     .sort(
       (a, b) =>
-        (a.where.line ?? 0) - (b.where.line ?? 0) || (a.where.column ?? 0) - (b.where.column ?? 0),
+        (a.where.line ?? Infinity) - (b.where.line ?? Infinity) ||
+        (a.where.column ?? 0) - (b.where.column ?? 0),
     );
   const { problem, where } = placed[0] as (typeof placed)[number];
   const more =
@@ -167,12 +267,11 @@ function schemaError(problems: SchemaProblem[], doc: Document, lines: LineCounte
 
 /** A map's entry for a key, its own or one it takes in through a `<<` merge key. */
 function findPair(doc: Document, map: YAMLMap, key: string, depth = 0): Pair | undefined {
-  const name = (item: Pair) => String(isScalar(item.key) ? item.key.value : item.key);
-  const own = map.items.find((item) => name(item) === key);
+  const name = (item: Pair) => (isMergeKey(item.key) ? "<<" : keyName(item.key));
+  const own = map.items.find((item) => !isMergeKey(item.key) && name(item) === key);
   if (own || depth > 8) return own;
   // With merge keys on, yaml reads `<<` as a scalar holding the symbol Symbol(<<).
-  const isMerge = (item: Pair) => ["<<", "Symbol(<<)"].includes(name(item));
-  for (const merge of map.items.filter(isMerge)) {
+  for (const merge of map.items.filter((item) => isMergeKey(item.key))) {
     const sources = isSeq(merge.value) ? merge.value.items : [merge.value];
     for (const source of sources) {
       const target = isAlias(source) ? source.resolve(doc) : source;
@@ -203,7 +302,8 @@ export function position(doc: Document, lines: LineCounter, path: string[], file
   }
   if (isAlias(node) && !isNode(key)) node = node.resolve(doc);
   const offset = (isNode(key) ? key : isNode(node) ? node : undefined)?.range?.[0];
-  if (offset === undefined) return { file };
+  // The document itself, empty or only comments, is placed at its start.
+  if (offset === undefined) return path.length === 0 ? { file, line: 1, column: 1 } : { file };
   const pos = lines.linePos(offset);
   return { file, line: pos.line, column: pos.col };
 }

@@ -16,7 +16,10 @@ const connectionProperties = {
   becomePasswordEnv: { type: "string", pattern: "^[A-Za-z_][A-Za-z0-9_]*$" },
 } as const;
 
-const vars = { type: "object", propertyNames: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" } } as const;
+const vars = {
+  type: ["object", "null"],
+  propertyNames: { pattern: "^[A-Za-z_][A-Za-z0-9_]*$" },
+} as const;
 
 export const inventorySchema = {
   $id: "omens:inventory",
@@ -72,17 +75,18 @@ export function pointerKeys(instancePath: string): string[] {
  * and `a['spire.funlab.casa']` for a key that holds a dot or another character that would make
  * the dotted form ambiguous.
  */
-export function keyPath(keys: string[]): string {
+export function keyPath(keys: string[], root?: unknown): string {
+  let at = root;
   return keys
-    .map((key, i) =>
-      /^\d+$/.test(key)
-        ? `[${key}]`
-        : /^[A-Za-z_$][\w$-]*$/.test(key)
-          ? i === 0
-            ? key
-            : `.${key}`
-          : `['${key.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}']`,
-    )
+    .map((key, i) => {
+      // With the data at hand a list position is told from a map key that looks like one.
+      const index = root === undefined ? /^\d+$/.test(key) : Array.isArray(at);
+      at = at !== null && typeof at === "object" ? (at as Record<string, unknown>)[key] : undefined;
+      if (index) return `[${key}]`;
+      if (/^[A-Za-z_$][\w$-]*$/.test(key)) return i === 0 ? key : `.${key}`;
+      // JSON's escapes keep control characters, quotes and backslashes on one readable line.
+      return `['${JSON.stringify(key).slice(1, -1).replaceAll("'", "\\'")}']`;
+    })
     .join("");
 }
 
@@ -109,7 +113,7 @@ export function inventorySchemaProblems(data: unknown): SchemaProblem[] {
   const seen = new Set<string>();
   return errors.flatMap((error) => {
     const path = errorPath(error);
-    const subject = path.length > 0 ? `"${keyPath(path)}"` : "the document";
+    const subject = path.length > 0 ? `"${keyPath(path, data)}"` : "the document";
     const message = `${subject} ${describe(error)}`;
     if (seen.has(message)) return [];
     seen.add(message);
@@ -125,10 +129,14 @@ function specific(errors: ErrorObject[]): ErrorObject[] {
   const paths = new Map(errors.map((e) => [e, errorPath(e)]));
   const under = (inner: string[], outer: string[]) =>
     inner.length > outer.length && outer.every((key, i) => inner[i] === key);
+  // An error about a key (its name, or that it is unknown) stands whatever its value holds.
+  const aboutKey = (e: ErrorObject) =>
+    ["additionalProperties", "propertyNames"].includes(e.keyword) || e.propertyName !== undefined;
   return errors.filter(
     (e) =>
       e.keyword !== "if" &&
-      !errors.some((o) => o !== e && under(paths.get(o) ?? [], paths.get(e) ?? [])),
+      (aboutKey(e) ||
+        !errors.some((o) => o !== e && under(paths.get(o) ?? [], paths.get(e) ?? []))),
   );
 }
 
@@ -136,9 +144,9 @@ function errorPath(error: ErrorObject): string[] {
   const path = pointerKeys(error.instancePath);
   const params = error.params as { additionalProperty?: string; propertyName?: string };
   // A key's own pattern error carries the key on the error, its propertyNames error in params.
-  const key = params.propertyName ?? (error as { propertyName?: string }).propertyName;
-  if (params.additionalProperty) path.push(params.additionalProperty);
-  if (key) path.push(key);
+  const key = params.propertyName ?? error.propertyName;
+  if (params.additionalProperty !== undefined) path.push(params.additionalProperty);
+  if (key !== undefined) path.push(key);
   return path;
 }
 

@@ -1,6 +1,12 @@
 import { readFileSync } from "node:fs";
 import { OmensError } from "../errors.js";
-import { loadInventory, parseInventoryText, position, type Inventory } from "../inventory/load.js";
+import {
+  inventoryData,
+  loadInventory,
+  parseInventoryText,
+  position,
+  type Inventory,
+} from "../inventory/load.js";
 import { inventorySchemaProblems } from "../inventory/schema.js";
 import type { Finding } from "./finding.js";
 
@@ -30,7 +36,15 @@ function schemaProblems(file: string): Finding[] {
   }
   const { doc, lines } = parseInventoryText(text);
   if (doc.errors.length > 0) return [];
-  return inventorySchemaProblems(doc.toJS()).map(({ path, message }) => ({
+  let data: unknown;
+  try {
+    data = inventoryData(doc, lines, file);
+  } catch (error) {
+    // The loader refuses the same document below, and says why.
+    if (error instanceof OmensError) return [];
+    throw error;
+  }
+  return inventorySchemaProblems(data).map(({ path, message }) => ({
     rule: "inventory-schema",
     message,
     where: position(doc, lines, path, file),

@@ -3,7 +3,6 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { loadPlaybook, type PlaybookImporter } from "../cli.js";
 import { inputError, OmensError } from "../errors.js";
-import type { Inventory } from "../inventory/load.js";
 import { usePlaceholderSecrets } from "../secret.js";
 import { placeKey, type Finding } from "./finding.js";
 import { lintInventory } from "./inventory.js";
@@ -75,7 +74,8 @@ export async function lint(options: LintOptions): Promise<LintReport> {
     findings: merge(active),
     suppressed: mergeSuppressed(suppressed),
     playbooks: model.playbooks.map((p) => p.file),
-    inventories: model.inventories.map((i: Inventory) => i.file),
+    // Every inventory checked, also one that could not be used for the playbooks.
+    inventories: options.inventories.map((f) => resolve(f)),
     warnings,
   };
 }

@@ -79,19 +79,85 @@ describe("inventory", () => {
     );
   });
 
+  it("refuses, with its line, YAML whose data would differ from what is written", () => {
+    const cases: [string, RegExp, number][] = [
+      ["all:\n  hosts:\n    d: !!omap [{port: 1}]\n", /YAML tag !!omap is not read/, 3],
+      ["all:\n  hosts:\n    c: !!binary aGk=\n", /YAML tag !!binary is not read/, 3],
+      [
+        'all:\n  hosts:\n    1: {port: 22}\n    "1": {port: 23}\n',
+        /key "1" is written twice in one map \(first at line 3\)/,
+        4,
+      ],
+      ["all:\n  hosts:\n    a: *nope\n", /alias \*nope has no anchor &nope before it/, 3],
+      ["all:\n  hosts:\n    a:\n      <<: 5\n", /a merge key \(<<\) takes a map/, 4],
+      ["all: &a\n  children:\n    g: *a\n", /alias \*a is inside the value it names/, 3],
+      ["all:\n  hosts:\n    ? [a, b]\n    : {}\n", /a key must be a plain name or value/, 3],
+    ];
+    for (const [text, message, line] of cases) {
+      const err = loadError(text);
+      expect([err.code, err.where.line]).toEqual(["INVENTORY_YAML", line]);
+      expect(err.message).toMatch(message);
+    }
+  });
+
+  it("reads many hosts merging one anchor, and refuses an alias bomb", () => {
+    const hosts = Array.from(
+      { length: 150 },
+      (_, i) => `    h${i}:\n      <<: *d\n      address: 127.0.0.1\n`,
+    );
+    const inv = loadInventory(
+      inventoryFile(`all:\n  vars:\n    d: &d {user: root, port: 1}\n  hosts:\n${hosts.join("")}`),
+    );
+    expect(inv.hosts.get("h149")?.connection).toMatchObject({ user: "root", port: 1 });
+    const levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+    for (const [prev, name] of ["ab", "bc", "cd", "de", "ef", "fg"].map((p) => [...p]))
+      levels.push(`${name}: &${name} [${Array(10).fill(`*${prev}`).join(", ")}]`);
+    const err = loadError(`${levels.join("\n")}\nall: {}\n`);
+    expect(err.code).toBe("INVENTORY_YAML");
+    expect(err.message).toMatch(/^cannot read the YAML: .*alias count/);
+  });
+
+  it("a bad host name is named even when its settings are wrong too, and an empty name as ['']", () => {
+    const err = loadError('all:\n  hosts:\n    "bad name":\n      port: x\n    ~: {}\n');
+    expect(err.message).toBe(
+      `"all.hosts['bad name']" is not a valid name; 2 more problem(s): omens-play lint lists them all`,
+    );
+    expect(loadError("all:\n  hosts:\n    ok: {}\n    ~: {}\n").message).toBe(
+      `"all.hosts['']" is not a valid name`,
+    );
+  });
+
+  it("an empty vars: is no variables, an empty document is placed at its start", () => {
+    const inv = loadInventory(
+      inventoryFile("all:\n  vars:\n  hosts:\n    a: {address: 127.0.0.1}\n"),
+    );
+    expect(inv.hosts.get("a")?.vars).toEqual({});
+    const err = loadError("# nothing yet\n");
+    expect([err.message, err.where.line, err.where.column]).toEqual([
+      "the document must be object",
+      1,
+      1,
+    ]);
+  });
+
   it("names the line of a wrong type", () => {
     const err = loadError("all:\n  hosts:\n    auth:\n      port: twenty-two\n");
     expect(err.message).toContain("must be integer");
     expect(err.where.line).toBe(4);
   });
 
-  it("names a setting under a host whose name holds %, / or dots as written, with its line", () => {
-    for (const name of ["a%zz", "a/b", "spire.funlab.casa"]) {
+  it("names a host whose name holds %, / or dots as written, with its line", () => {
+    for (const name of ["a%zz", "a/b"]) {
       const err = loadError(`all:\n  hosts:\n    "${name}":\n      port: twenty-two\n`);
       expect(err.code).toBe("INVENTORY_SCHEMA");
-      expect(err.message).toContain(`"all.hosts['${name}'].port" must be integer`);
-      expect(err.where.line).toBe(4);
+      expect(err.message).toBe(
+        `"all.hosts['${name}']" is not a valid name; 1 more problem(s): omens-play lint lists them all`,
+      );
+      expect(err.where.line).toBe(3);
     }
+    const err = loadError(`all:\n  hosts:\n    spire.funlab.casa:\n      port: twenty-two\n`);
+    expect(err.message).toBe(`"all.hosts['spire.funlab.casa'].port" must be integer`);
+    expect(err.where.line).toBe(4);
   });
 
   it("writes a path so that each key reads back as one key", () => {
@@ -101,6 +167,10 @@ describe("inventory", () => {
     );
     expect(keyPath(["a", "it's", "b\\c"])).toBe("a['it\\'s']['b\\\\c']");
     expect(keyPath(["tpm-validate", "x_1"])).toBe("tpm-validate.x_1");
+    // With the data, a map key made of digits is told from a list position.
+    const data = { hosts: { "10": { ports: [1, 2] } } };
+    expect(keyPath(["hosts", "10", "ports", "1"], data)).toBe("hosts['10'].ports[1]");
+    expect(keyPath(["a\nb", 'q"'])).toBe("['a\\nb']['q\\\"']");
   });
 
   it("refuses malformed YAML and duplicate keys with their line", () => {

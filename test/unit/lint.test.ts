@@ -423,6 +423,7 @@ describe("omens-play lint: what the findings say", () => {
       ["inventory-schema", '"all.hosts.auth.adress" is not a known setting', 5],
       ["inventory-schema", '"all.hosts.ca.port" must be integer', 7],
     ]);
+    expect(report.inventories).toEqual([file]);
   });
 
   it("inventory skip comments work in a file with CRLF line ends", async () => {
