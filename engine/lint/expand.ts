@@ -7,6 +7,7 @@ import { getModule } from "../modules/index.js";
 import {
   compileHost,
   mergeRoleVars,
+  roleVarProblems,
   type CompiledHost,
   type CompiledTask,
 } from "../runner/compile.js";
@@ -169,7 +170,11 @@ function expandRole(use: RoleUse, { play, host, hostVars, plan, problems }: Role
   const validate = validatorFor(use.role.schema);
   if (!validate(vars)) {
     const errors = (validate.errors ?? []) as ErrorObject[];
-    problems.push(...errors.map((e) => varProblem(e, { use, host, vars, play })));
+    problems.push(
+      ...roleVarProblems(errors, vars).map((subject) =>
+        varProblem(subject, { use, host, vars, play }),
+      ),
+    );
     return;
   }
   const all = { ...hostVars, ...vars };

@@ -1,9 +1,8 @@
-import type { ErrorObject } from "ajv";
 import type { Where } from "../errors.js";
 import { variableSource, type InventoryHost } from "../inventory/load.js";
 import type { RoleUse } from "../dsl/role.js";
 import type { Play } from "../dsl/playbook.js";
-import { roleVarSource, subjectPath, valueAt, varErrorSubject } from "../runner/compile.js";
+import { roleVarSource, subjectPath, valueAt, type VarErrorSubject } from "../runner/compile.js";
 import type { Finding } from "./finding.js";
 import { displayPath } from "./format/display-path.js";
 
@@ -12,7 +11,7 @@ import { displayPath } from "./format/display-path.js";
  * came from: the inventory line for inventory values, the role's use in the play otherwise.
  */
 export function varProblem(
-  error: ErrorObject,
+  subject: VarErrorSubject,
   {
     use,
     host,
@@ -20,7 +19,6 @@ export function varProblem(
     play,
   }: { use: RoleUse; host: InventoryHost; vars: Record<string, unknown>; play: Play },
 ): Finding {
-  const subject = varErrorSubject(error);
   const { name, dotted } = subject;
   const role = `role ${use.role.name}`;
   if (subject.kind === "missing" && subject.key === undefined) return missing(name, use, host);

@@ -445,14 +445,15 @@ interface RoleVarContext {
 }
 
 function roleVarError(errors: ErrorObject[], { use, host, vars, play }: RoleVarContext) {
-  const subject = varErrorSubject(errors[0] as ErrorObject);
+  const problems = roleVarProblems(errors, vars);
+  const subject = problems[0] as VarErrorSubject;
   const { name, dotted } = subject;
   const source =
     roleVarSource(name, { use, host, play }, subjectPath(subject))?.label ?? "role defaults";
   const role = `role ${use.role.name}`;
   const more =
-    errors.length > 1
-      ? `; ${errors.length - 1} more problem(s): omens-play lint lists them all`
+    problems.length > 1
+      ? `; ${problems.length - 1} more problem(s): omens-play lint lists them all`
       : "";
   const message =
     subject.kind === "missing"
@@ -544,7 +545,43 @@ export interface VarErrorSubject {
 }
 
 /** Reads a schema error's JSON pointer (`/spireEntries/1`) and its key, if any. */
-export function varErrorSubject(error: ErrorObject): VarErrorSubject {
+/**
+ * The distinct problems in a role schema's errors, as runs count them and lint lists them. A
+ * value outside a union of literals is one problem that names the allowed values, not one
+ * error per literal plus one for the union.
+ */
+export function roleVarProblems(
+  errors: ErrorObject[],
+  vars: Record<string, unknown>,
+): VarErrorSubject[] {
+  const inBranch = (e: ErrorObject, union: ErrorObject) =>
+    e.schemaPath.startsWith(`${union.schemaPath}/`);
+  const literalUnions = errors.filter((u) => {
+    if (u.keyword !== "anyOf" && u.keyword !== "oneOf") return false;
+    const branches = errors.filter((e) => inBranch(e, u));
+    return branches.length > 0 && branches.every((e) => e.keyword === "const");
+  });
+  const seen = new Set<string>();
+  return errors.flatMap((error) => {
+    if (literalUnions.some((u) => inBranch(error, u))) return [];
+    const union = literalUnions.includes(error)
+      ? errors.filter((e) => inBranch(e, error))
+      : undefined;
+    const allowed = union?.map((e) =>
+      JSON.stringify((e.params as { allowedValue: unknown }).allowedValue),
+    );
+    const subject = varErrorSubject(
+      allowed ? { ...error, message: `must be one of ${allowed.join(", ")}` } : error,
+      vars,
+    );
+    const key = `${subject.kind} ${subject.dotted} ${subject.message}`;
+    if (seen.has(key)) return [];
+    seen.add(key);
+    return [subject];
+  });
+}
+
+function varErrorSubject(error: ErrorObject, vars?: Record<string, unknown>): VarErrorSubject {
   const params = error.params as { missingProperty?: string; additionalProperty?: string };
   const path = pointerKeys(error.instancePath);
   const key = params.missingProperty ?? params.additionalProperty;
@@ -564,7 +601,7 @@ export function varErrorSubject(error: ErrorObject): VarErrorSubject {
     inside,
     kind,
     ...(key === undefined ? {} : { key }),
-    dotted: keyPath(full),
+    dotted: keyPath(full, vars),
     message,
   };
 }

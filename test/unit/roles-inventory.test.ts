@@ -90,6 +90,17 @@ describe("the sprint playbooks against the shipped inventories", () => {
     );
   });
 
+  it("a value outside a union of literals is one problem that names the allowed values", () => {
+    const text = readFileSync(join(ROOT, "inventory/lab.yaml"), "utf8");
+    const broken = text.replace("spireAgentAttestor: join_token", "spireAgentAttestor: join-token");
+    expect(broken).not.toBe(text);
+    const file = join(mkdtempSync(join(tmpdir(), "omens-inv-")), "lab.yaml");
+    writeFileSync(file, broken);
+    expect(() => compileAll(file, books[0]!)).toThrow(
+      /variable "spireAgentAttestor" for host \w+ must be one of "join_token", "tpm_devid" \(got "join-token", from [^;]*\)$/,
+    );
+  });
+
   it("names a key missing from an entry of a variable with its path and the entry's line", () => {
     const text = readFileSync(join(ROOT, "inventory/lab.yaml"), "utf8");
     const broken = text.replace("selectors: [unix:uid:0]", "selectros: [unix:uid:0]");
