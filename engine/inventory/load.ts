@@ -112,7 +112,7 @@ export function inventoryData(doc: Document, lines: LineCounter, file: string): 
       if (isAlias(node)) {
         const target = node.resolve(doc);
         if (!target) refuse(node, `alias *${node.source} has no anchor &${node.source} before it`);
-        if (path.includes(target as never))
+        if ((path as readonly unknown[]).includes(target))
           refuse(node, `alias *${node.source} is inside the value it names`);
       }
       if (isMap(node)) checkKeys(node, { doc, at, refuse });
@@ -254,7 +254,8 @@ function schemaError(problems: SchemaProblem[], doc: Document, lines: LineCounte
     .map((problem) => ({ problem, where: position(doc, lines, problem.path, file) }))
     .sort(
       (a, b) =>
-        (a.where.line ?? Infinity) - (b.where.line ?? Infinity) ||
+        // A problem with no line of its own goes last.
+        (a.where.line ?? Number.MAX_SAFE_INTEGER) - (b.where.line ?? Number.MAX_SAFE_INTEGER) ||
         (a.where.column ?? 0) - (b.where.column ?? 0),
     );
   const { problem, where } = placed[0] as (typeof placed)[number];
