@@ -112,9 +112,17 @@ function parseUsage<T extends ParseArgsConfig>(config: T) {
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))
-      throw inputError("usage", "USAGE", `${(error as Error).message}\n${USAGE}`);
+      throw inputError("usage", "USAGE", `${usageProblem(error as Error)}\n${USAGE}`);
     throw error;
   }
+}
+
+// node's text for an unknown option ends in an unbalanced quote (as in '-- "--chek'), so that
+// one is said here; node's other parse errors read well as they are.
+function usageProblem(error: Error): string {
+  const option = /^Unknown option '(.+?)'\./.exec(error.message)?.[1];
+  if (option === undefined) return error.message;
+  return `unknown option '${option}'; a playbook file whose name starts with '-' goes after '--', as in: -- ${option}`;
 }
 
 function parseCli(argv: string[]): CliOptions | "help" {
