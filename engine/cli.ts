@@ -168,7 +168,7 @@ function parseCli(argv: string[]): CliOptions | "help" {
   return {
     playbook: resolve(positionals[0] as string),
     inventory: resolve(values.inventory ?? process.env.OMENS_INVENTORY ?? "inventory/lab.yaml"),
-    ...(values.limit ? { limit: values.limit } : {}),
+    ...optionalLimit(values.limit),
     check: values.check ?? false,
     diff: values.diff ?? false,
     forks,
@@ -186,6 +186,13 @@ function parseCli(argv: string[]): CliOptions | "help" {
     ...(values.report ? { reportFile: resolve(values.report) } : {}),
     verbosity,
   };
+}
+
+// An empty limit is refused rather than read as "no limit": it would run on every host.
+function optionalLimit(limit: string | undefined): { limit?: string } {
+  if (limit !== undefined && /^[\s,:]*$/.test(limit))
+    throw inputError("usage", "USAGE", "--limit names no host");
+  return limit === undefined ? {} : { limit };
 }
 
 function optionalList<K extends string>(key: K, list: string[] | undefined) {

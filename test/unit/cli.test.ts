@@ -26,3 +26,13 @@ describe("usage errors", () => {
     );
   });
 });
+
+describe("--limit", () => {
+  it("refuses an empty or blank pattern as naming no host (exit 5)", async () => {
+    for (const limit of ["", "  ", " , "]) {
+      const { terminal, err } = recordingTerminal();
+      expect(await main(["site.ts", "--limit", limit], terminal)).toBe(5);
+      expect(err.join("\n")).toBe("error: --limit names no host");
+    }
+  });
+});
