@@ -173,8 +173,16 @@ function serverAttestors(vars: Record<string, unknown>, prefix: string): Task[] 
 const backedUp = (ctx: TaskContext) =>
   ctx.registered.agentBackup?.failed === false && !ctx.registered.agentBackup.skipped;
 
-/** True when this host's agent already runs tpm_devid (read before anything is touched). */
-const migrated = (ctx: TaskContext) => ctx.registered.agentAttestor?.rc === 0;
+/**
+ * True when this host's agent already runs tpm_devid (read before anything is touched): its
+ * config says so, the running agent was started after its config and unit were written, and the
+ * server lists a tpm_devid agent for the host. A run stopped halfway (config written, agent not
+ * yet restarted) is therefore migrated again, not taken for done.
+ */
+const migrated = (ctx: TaskContext) =>
+  ctx.registered.agentAttestor?.rc === 0 &&
+  ctx.registered.serverListsDevid?.rc === 0 &&
+  String(ctx.registered.serverListsDevid.stdout).includes('"tpm_devid"');
 
 function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
   const agent = roleVars(SpireAgentVars, vars);
@@ -212,9 +220,13 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
     }),
     command({
       name: `backup: agent config, unit and data to ${BACKUP}`,
-      shell: `rm -rf ${BACKUP} && mkdir -p ${BACKUP} && cp -a /etc/spire/agent ${BACKUP}/etc && cp -a ${AGENT_UNIT} ${BACKUP}/unit && cp -a ${quote(data)} ${BACKUP}/data`,
+      // A config that already says tpm_devid is a migration stopped halfway: the backup an
+      // earlier run took of the join_token agent is the one to keep.
+      shell:
+        `if grep -q 'NodeAttestor "tpm_devid"' ${AGENT_CONFIG} && test -d ${BACKUP}/etc; then echo "kept the earlier backup"; exit 0; fi; ` +
+        `rm -rf ${BACKUP} && mkdir -p ${BACKUP} && cp -a /etc/spire/agent ${BACKUP}/etc && cp -a ${AGENT_UNIT} ${BACKUP}/unit && cp -a ${quote(data)} ${BACKUP}/data`,
       register: "agentBackup",
-      changedWhen: () => true,
+      changedWhen: (r) => !String(r.stdout).includes("kept the earlier backup"),
     }),
     command({
       name: `agent: the server's trust bundle (from ${server})`,
@@ -317,9 +329,34 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
 
   return [
     command({
-      name: "agent: does it already attest with tpm_devid",
-      shell: `grep -q 'NodeAttestor "tpm_devid"' ${AGENT_CONFIG}`,
+      name: "agent: does it already run with tpm_devid",
+      shell: [
+        `grep -q 'NodeAttestor "tpm_devid"' ${AGENT_CONFIG} || { echo "config: join_token"; exit 1; }`,
+        `systemctl is-active -q spire-agent || { echo "agent not active"; exit 2; }`,
+        `[ "$(systemctl show -p NeedDaemonReload --value spire-agent)" = no ] || { echo "unit not reloaded"; exit 3; }`,
+        `started=$(date -d "$(systemctl show -p ExecMainStartTimestamp --value spire-agent)" +%s) || exit 4`,
+        `for f in ${AGENT_CONFIG} ${AGENT_UNIT}; do [ "$(stat -c %Y "$f")" -le "$started" ] || { echo "$f is newer than the running agent"; exit 5; }; done`,
+      ].join("\n"),
       register: "agentAttestor",
+      checkMode: false,
+      failedWhen: () => false,
+      changedWhen: () => false,
+    }),
+    command({
+      name: `server: does it list a tpm_devid agent for ${cn}`,
+      argv: [
+        "spire-server",
+        "agent",
+        "list",
+        "-socketPath",
+        agent.spireServerSocket,
+        "-selector",
+        selector,
+        "-output",
+        "json",
+      ],
+      delegateTo: server,
+      register: "serverListsDevid",
       checkMode: false,
       failedWhen: () => false,
       changedWhen: () => false,

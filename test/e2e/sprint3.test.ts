@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashHostTree, rebuildLab, results, sshRoot, type PlayRun } from "../helpers/lab.js";
+import { startPlay, waitUntil } from "../helpers/faults.js";
 import { expectClean, labBeforeSprint3, playJson } from "./roles-lab.js";
 
 // Sprint 3 on a lab converged by sprints 1 and 2. The tests share the lab and run in file
@@ -178,6 +179,42 @@ describe("sprint 3: agents move from join_token to tpm_devid", () => {
     expect(probes.at(-1)?.ok).toBe(true);
     expect(longestOutage(probes)).toBeLessThanOrEqual(30);
   }, 600_000);
+
+  it("a run stopped by Ctrl-C after ca's agent.conf says tpm_devid is finished by the next run", async () => {
+    const mainPid = () => sshRoot("ca", "systemctl show -p MainPID --value spire-agent").trim();
+    const before = mainPid();
+    const live = startPlay([SPRINT3, "-i", inventory, "--json", "--limit", "ca"]);
+    const configWritten = () =>
+      live
+        .stdout()
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as { kind: string; task?: string; status?: string })
+        .some(
+          (e) =>
+            e.kind === "task-result" &&
+            e.task === "agent: /etc/spire/agent/agent.conf attests with tpm_devid" &&
+            e.status === "changed",
+        );
+    await waitUntil(configWritten, 300_000, "ca's agent.conf to be written");
+    live.child.kill("SIGINT");
+    const stopped = await live.done;
+    expect(stopped.code).toBe(130);
+    // Stopped halfway: the config says tpm_devid, the agent still runs on join_token.
+    expect(agentConf("ca")).toContain('NodeAttestor "tpm_devid"');
+    expect(devidAgentFor("ca.funlab.casa")).toEqual([]);
+
+    const run = await play(SPRINT3, inventory, "--limit", "ca");
+    expectClean(run, "sprint 3 --limit ca after a stop");
+    const status = (task: string) => results(run, "ca").find((r) => r.task === task)?.status;
+    expect(status("agent: restart spire-agent")).toBe("changed");
+    expect(devidAgentFor("ca.funlab.casa")).toHaveLength(1);
+    expect(mainPid()).not.toBe(before);
+    // The backup kept is the join_token agent's, taken before the stop.
+    expect(sshRoot("ca", "cat /var/backups/spire-agent.join_token/etc/agent.conf")).toContain(
+      'NodeAttestor "join_token"',
+    );
+  }, 900_000);
 
   it("(3) every agent moves, join_token is retired, and a second run changes nothing", async () => {
     const run = await play(SPRINT3, inventory);
