@@ -27,6 +27,7 @@ import {
   compiledTasks,
   delegateSources,
   type BlockLayout,
+  type CompiledHandler,
   type CompiledHost,
   type CompiledTask,
   type Entry,
@@ -34,6 +35,7 @@ import {
   type TagSelector,
 } from "./compile.js";
 import { openConnection } from "./connect.js";
+import { clearOwed, readOwed, recordOwed } from "./owed.js";
 import { announceFactReads } from "../facts/prefetch.js";
 import { ensureFacts } from "./facts.js";
 import { RunReport, unreachableProbes } from "./report.js";
@@ -72,6 +74,8 @@ export interface HostState {
   /** Results by task, for `ctx.result(task)`. */
   results: WeakMap<Task, TaskResult>;
   notified: Set<string>;
+  /** Handlers of the current play recorded on the host as owed (see owed.ts). */
+  recorded: Set<string>;
   /** Check mode: paths an earlier task would have changed, so later facts about them are stale. */
   simulated: Set<string>;
   /** The host has been part of a batch (hosts only delegated to are not). */
@@ -286,6 +290,7 @@ function newHostState(host: InventoryHost): HostState {
     registered: {},
     results: new WeakMap(),
     notified: new Set(),
+    recorded: new Set(),
     simulated: new Set(),
   };
 }
@@ -446,9 +451,34 @@ async function stepBatch(
       asking = answer !== "continue";
     }
     await runStep(group, title, run);
+    await recordNotified(group, run.options);
     const verdict = rolloutVerdict(prepared.play, batch, prepared);
     if (verdict) return verdict;
   }
+}
+
+/**
+ * Records on each host the handlers its tasks have just notified, before anything else runs:
+ * if the run stops before the handlers do, the next run still owes them. Check mode records
+ * nothing.
+ */
+async function recordNotified(group: Cursor[], options: RunOptions) {
+  if (options.check) return;
+  await inPool(group, options.forks, async ({ state, compiled }) => {
+    const fresh = compiled.handlers.filter(
+      (h) => state.notified.has(h.id) && !state.recorded.has(h.id),
+    );
+    if (fresh.length === 0 || !state.connection) return;
+    fresh.forEach((h) => state.recorded.add(h.id));
+    try {
+      await recordOwed(
+        state.connection,
+        fresh.map((h) => h.name),
+      );
+    } catch (error) {
+      options.sink({ kind: "warning", message: `${state.host.name}: ${(error as Error).message}` });
+    }
+  });
 }
 
 /** Moves a host over control entries; true when it is at a task it must run. */
@@ -704,6 +734,7 @@ async function runHandlers(
   const force = options.forceHandlers || prepared.play.forceHandlers === true;
   await inPool(batch, options.forks, async (state) => {
     const handlers = prepared.compiled.get(state.host.name)?.handlers ?? [];
+    await replayOwed(state, handlers, options);
     const owed = handlers.filter((h) => state.notified.has(h.id));
     const mayRun = state.status === "active" || (state.status === "failed" && force);
     if (owed.length > 0 && (!mayRun || options.signal?.aborted)) {
@@ -722,13 +753,50 @@ async function runHandlers(
       state.notified.clear();
       return;
     }
+    const done: string[] = [];
     for (const handler of owed) {
       if (state.status === "unreachable") break;
       state.notified.delete(handler.id);
       const outcome = await runTask(state, handler, title, options, { handler: true, delegate });
       recordHandler(state, outcome);
+      if (outcome.status !== "failed" && outcome.status !== "unreachable") done.push(handler.id);
+    }
+    const cleared = handlers.filter((h) => done.includes(h.id) && state.recorded.has(h.id));
+    state.recorded.clear();
+    if (options.check || cleared.length === 0 || !state.connection) return;
+    try {
+      await clearOwed(
+        state.connection,
+        cleared.map((h) => h.name),
+      );
+    } catch (error) {
+      options.sink({ kind: "warning", message: `${state.host.name}: ${(error as Error).message}` });
     }
   });
+}
+
+/**
+ * Queues the handlers of this play that an earlier run notified but did not get to run on the
+ * host. Only hosts this play has contacted are asked: one more command each.
+ */
+async function replayOwed(state: HostState, handlers: CompiledHandler[], options: RunOptions) {
+  if (handlers.length === 0 || !state.connection || state.status === "unreachable") return;
+  let names: string[];
+  try {
+    names = await readOwed(state.connection);
+  } catch {
+    return;
+  }
+  const owed = handlers.filter((h) => names.includes(h.name));
+  owed.forEach((h) => {
+    state.recorded.add(h.id);
+    state.notified.add(h.id);
+  });
+  if (owed.length > 0)
+    options.sink({
+      kind: "warning",
+      message: `${state.host.name}: an earlier run notified ${owed.map((h) => h.name).join(", ")} and stopped before running it; it runs now`,
+    });
 }
 
 function recordHandler(state: HostState, outcome: TaskOutcome) {

@@ -17,7 +17,7 @@ describe("B08: handlers notified before a later failure", () => {
   beforeEach(() => {
     sshRoot(
       "auth",
-      "rm -rf /srv/omens-b08 && mkdir -p /srv/omens-b08 && printf 'v=1\\n' > /srv/omens-b08/app.conf",
+      "rm -rf /srv/omens-b08 /var/lib/omens/owed-handlers && mkdir -p /srv/omens-b08 && printf 'v=1\\n' > /srv/omens-b08/app.conf",
     );
   });
 
@@ -39,6 +39,46 @@ describe("B08: handlers notified before a later failure", () => {
       "a task that fails:failed",
       "restart demo:changed",
     ]);
+  });
+
+  it("the next run owes the handler a failed run did not get to, runs it though nothing changes, and only once", async () => {
+    const restarted = hostPath("auth", "/srv/omens-b08/restarted");
+    expect((await play()).code).toBe(2);
+    expect(existsSync(restarted)).toBe(false);
+    expect(sshRoot("auth", "cat /var/lib/omens/owed-handlers/*")).toBe("restart demo\n");
+
+    const check = await play("--check", "--json");
+    // The handler is a command, which check mode reports as skipped rather than run.
+    expect(results(check, "auth").map((r) => r.task)).toContain("restart demo");
+    expect(existsSync(restarted)).toBe(false);
+
+    sshRoot("auth", "touch /srv/omens-b08/pass");
+    const second = await play("--json");
+    expect(second.code).toBe(0);
+    expect(results(second, "auth").map((r) => `${r.task}:${r.status}`)).toEqual([
+      "copy /srv/omens-b08/app.conf:ok",
+      "a task that fails:ok",
+      "restart demo:changed",
+    ]);
+    expect(
+      second.events.some(
+        (e) =>
+          e.kind === "warning" &&
+          String(e.message).includes("an earlier run notified restart demo"),
+      ),
+    ).toBe(true);
+    expect(existsSync(restarted)).toBe(true);
+    expect(sshRoot("auth", "test -e /var/lib/omens/owed-handlers && echo left || echo gone")).toBe(
+      "gone\n",
+    );
+
+    sshRoot("auth", "rm /srv/omens-b08/restarted");
+    const third = await play("--json");
+    expect(results(third, "auth").map((r) => `${r.task}:${r.status}`)).toEqual([
+      "copy /srv/omens-b08/app.conf:ok",
+      "a task that fails:ok",
+    ]);
+    expect(existsSync(restarted)).toBe(false);
   });
 
   it("a task that fails never notifies", async () => {
