@@ -12,12 +12,17 @@ export interface PatternMatch {
 /**
  * Resolves an Ansible-style host pattern: names, groups and globs separated by `,` or `:`;
  * `!term` excludes, `&term` intersects, `@file` reads one host per line from a file.
- * Unions are taken first, then intersections, then exclusions, whatever their order.
+ * Unions are taken first, then intersections, then exclusions, whatever their order. A pattern
+ * of only exclusions and intersections starts from every host, as Ansible reads `!auth` as
+ * `all:!auth`.
  */
 export function matchHosts(inventory: Inventory, pattern: string): PatternMatch {
-  const terms = splitTerms(pattern).flatMap(expandFileTerm);
+  const written = splitTerms(pattern);
+  const terms = written.flatMap(expandFileTerm);
   const unmatched: string[] = [];
-  const union = new Set<string>();
+  // Decided on the terms as written: `@file` is a union even when the file lists no host.
+  const fromAll = written.length > 0 && written.every((t) => /^[!&]/.test(t));
+  const union = new Set<string>(fromAll ? inventory.hosts.keys() : []);
   const intersections: Set<string>[] = [];
   const exclusions = new Set<string>();
   for (const term of terms) {

@@ -212,6 +212,21 @@ describe("host patterns", () => {
     expect(matchHosts(inv, "&worker,all").hosts).toEqual(["wk1", "wk2"]);
   });
 
+  it("starts from every host when a pattern has only exclusions and intersections", () => {
+    expect(matchHosts(inv, "!api1").hosts).toEqual(["api2", "wk1", "wk2"]);
+    expect(matchHosts(inv, "!api:!wk2").hosts).toEqual(["wk1"]);
+    expect(matchHosts(inv, "&worker,!wk1").hosts).toEqual(["wk2"]);
+    expect(matchHosts(inv, "!api1,wk1").hosts).toEqual(["wk1"]);
+  });
+
+  it("selects nothing from an @file that lists no host, even beside an exclusion", () => {
+    const file = join(dir, "empty-retry");
+    writeFileSync(file, "# no host failed\n");
+    expect(matchHosts(inv, `@${file}`).hosts).toEqual([]);
+    expect(matchHosts(inv, `@${file},!wk1`).hosts).toEqual([]);
+    expect(matchHosts(inv, `!@${file}`).hosts).toEqual(["api1", "api2", "wk1", "wk2"]);
+  });
+
   it("reports terms that matched nothing", () => {
     expect(matchHosts(inv, "nosuch")).toEqual({ hosts: [], unmatched: ["nosuch"] });
   });
@@ -222,7 +237,7 @@ describe("host patterns", () => {
     expect(matchHosts(inv, `@${file}`).hosts).toEqual(["api1", "wk2"]);
   });
 
-  it("never selects a host outside the union, whatever the pattern (random patterns)", () => {
+  it("never selects a host outside the union (every host when none is written), whatever the pattern (random patterns)", () => {
     const term = fc.constantFrom(
       "api1",
       "api2",
@@ -239,9 +254,10 @@ describe("host patterns", () => {
     fc.assert(
       fc.property(fc.array(clause, { minLength: 1, maxLength: 5 }), (clauses) => {
         const hosts = matchHosts(inv, clauses.join(",")).hosts;
-        const unions = clauses
-          .filter((c) => !/^[!&]/.test(c))
-          .flatMap((c) => matchHosts(inv, c).hosts);
+        const written = clauses.filter((c) => !/^[!&]/.test(c));
+        const unions = (written.length > 0 ? written : ["all"]).flatMap(
+          (c) => matchHosts(inv, c).hosts,
+        );
         expect(hosts.every((h) => unions.includes(h))).toBe(true);
         const excluded = clauses
           .filter((c) => c.startsWith("!"))
