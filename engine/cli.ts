@@ -122,7 +122,7 @@ function parseUsage<T extends ParseArgsConfig>(config: T) {
 function usageProblem(error: Error): string {
   const option = /^Unknown option '(.+?)'\./.exec(error.message)?.[1];
   if (option === undefined) return error.message;
-  return `unknown option '${option}'; a playbook file whose name starts with '-' goes after '--', as in: -- ${option}`;
+  return `Unknown option '${option}'. A playbook file whose name starts with '-' goes after '--', as in: -- ${option}`;
 }
 
 function parseCli(argv: string[]): CliOptions | "help" {

@@ -22,7 +22,7 @@ describe("usage errors", () => {
     expect(await main(["site.ts", "--chek"], terminal)).toBe(5);
     const first = err.join("\n").split("\n")[0] ?? "";
     expect(first).toBe(
-      "error: unknown option '--chek'; a playbook file whose name starts with '-' goes after '--', as in: -- --chek",
+      "error: Unknown option '--chek'. A playbook file whose name starts with '-' goes after '--', as in: -- --chek",
     );
   });
 });
