@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync, renameSync } from "node:fs";
+import { existsSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createInterface } from "node:readline";
@@ -213,6 +213,7 @@ async function play(
       "--step asks before each task, so it needs a terminal on standard input; run it interactively",
     );
   if (options.reportFile) validateReportPath(options.reportFile);
+  if (options.retryFile) validateRetryPath(options.retryFile);
   const inventory = loadInventory(options.inventory);
   const playbook = await loadPlaybook(options.playbook, importPlaybook);
   const select = tagSelector({
@@ -427,13 +428,43 @@ function listedTasks(prepared: PreparedPlay) {
     .flatMap((e) => (e.kind === "task" ? [{ name: e.task.name, tags: e.task.tags }] : []));
 }
 
+/** Refuses a retry-file path whose folder does not exist, before any host is contacted. */
+function validateRetryPath(file: string) {
+  const dir = dirname(file);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw inputError(
+      "usage",
+      "RETRY_DIR",
+      `--retry-file ${file}: the folder ${dir} does not exist`,
+      {},
+      "create the folder first, or give another path",
+    );
+  if (existsSync(file) && statSync(file).isDirectory())
+    throw inputError(
+      "usage",
+      "RETRY_IS_FOLDER",
+      `--retry-file ${file}: this is a folder, not a file`,
+    );
+}
+
+// The run has happened, so a retry file that cannot be written is a warning: the exit code
+// still tells how the run went.
 function writeRetryFile(result: RunResult, options: CliOptions, sink: EventSink) {
   const hosts = [...result.failed, ...result.unreachable];
   if (hosts.length === 0) return;
   const file = options.retryFile ?? options.playbook.replace(/\.[cm]?[tj]s$/, "") + ".retry";
   const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, hosts.join("\n") + "\n");
-  renameSync(temp, file);
+  try {
+    writeFileSync(temp, hosts.join("\n") + "\n");
+    renameSync(temp, file);
+  } catch (error) {
+    rmSync(temp, { force: true });
+    sink({
+      kind: "warning",
+      message: `cannot write the retry file ${file}: ${(error as Error).message}`,
+    });
+    return;
+  }
   sink({
     kind: "warning",
     message: `failed and unreachable hosts listed in ${file}; retry with --limit @${file}`,
