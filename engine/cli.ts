@@ -1,4 +1,5 @@
 import { existsSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { constants } from "node:os";
 import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createInterface } from "node:readline";
@@ -53,7 +54,7 @@ const USAGE = `usage: omens-play PLAYBOOK.ts [options]
 exit codes: 0 success, 2 a task failed, 3 a health probe reported unhealthy,
             4 a host was unreachable, 5 bad input or usage,
             6 changes found (with --check: drift; only with --fail-on-change),
-            1 internal error, 130 interrupted`;
+            1 internal error, 130 interrupted (129 on SIGHUP, 143 on SIGTERM)`;
 
 /** Parsed command line. */
 export interface CliOptions {
@@ -240,23 +241,22 @@ async function play(
     sink({ kind: "warning", message: `--limit: pattern '${term}' matched no hosts` });
   tagWarnings.forEach((message) => sink({ kind: "warning", message }));
   if (hosts.length === 0) warnNothing(options, sink);
-  const controller = new AbortController();
-  const onSigint = () => interrupt(controller, sink);
-  process.on("SIGINT", onSigint);
+  const stop = stopOnSignals(sink);
   try {
     const result = await runPlaybook(plays, inventory, {
       ...options,
       sink,
-      signal: controller.signal,
+      signal: stop.signal,
       ...(options.step && terminal.ask ? { confirm: stepPrompt(terminal.ask) } : {}),
     });
     writeRetryFile(result, options, sink);
     if (options.reportFile)
       writeReport(options.reportFile, playbook.name, options.check, result, sink);
     if (options.verbosity >= 1) sink({ kind: "warning", message: statistics(result) });
+    if (result.interrupted) return stop.exitCode();
     return exitCodeFor(result, { failOnChange: options.failOnChange });
   } finally {
-    process.off("SIGINT", onSigint);
+    stop.remove();
     closeAnswers();
     await sink.close?.();
   }
@@ -280,13 +280,43 @@ function chooseRenderer(
   return plainRenderer(terminal, { showDiff: options.diff });
 }
 
-function interrupt(controller: AbortController, sink: EventSink) {
-  if (controller.signal.aborted) process.exit(EXIT.interrupted);
-  sink({
-    kind: "warning",
-    message: "interrupted: running tasks finish, no new task starts (Ctrl-C again to quit at once)",
-  });
-  controller.abort();
+/** The signals that stop a run: Ctrl-C, a service manager's stop, a closed terminal. */
+const STOP_SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+type StopSignal = (typeof STOP_SIGNALS)[number];
+
+/**
+ * Listens for the stop signals during a run. The first one lets running tasks finish and
+ * starts no new one, so the recap, the handlers left unrun and the retry file are still
+ * written; a second one quits at once. Either way the exit code is 128 + the signal's number.
+ */
+function stopOnSignals(sink: EventSink) {
+  const controller = new AbortController();
+  // Only these listeners stop the run, so a stopped run always has a signal to report.
+  let received: StopSignal = "SIGINT";
+  const onSignal = (name: StopSignal) => {
+    if (controller.signal.aborted) process.exit(signalExitCode(name));
+    received = name;
+    const again =
+      name === "SIGINT"
+        ? "Ctrl-C again to quit at once"
+        : `${name} received; Ctrl-C or another ${name} quits at once`;
+    sink({
+      kind: "warning",
+      message: `interrupted: running tasks finish, no new task starts (${again})`,
+    });
+    controller.abort();
+  };
+  const listeners = STOP_SIGNALS.map((name) => [name, () => onSignal(name)] as const);
+  listeners.forEach(([name, listener]) => process.on(name, listener));
+  return {
+    signal: controller.signal,
+    exitCode: () => signalExitCode(received),
+    remove: () => listeners.forEach(([name, listener]) => process.off(name, listener)),
+  };
+}
+
+function signalExitCode(name: StopSignal): number {
+  return 128 + constants.signals[name];
 }
 
 function warnNothing(options: CliOptions, sink: EventSink) {

@@ -5,12 +5,15 @@ import { describe, expect, it } from "vitest";
 import { command, definePlaybook, play, type Playbook } from "../../engine/index.js";
 import { main } from "../../engine/cli.js";
 
-/** A terminal that keeps what the CLI prints. */
-function recordingTerminal() {
+/** A terminal that keeps what the CLI prints, and shows each line of stdout to `onOut`. */
+function recordingTerminal(onOut: (line: string) => void = () => undefined) {
   const out: string[] = [];
   const err: string[] = [];
   const terminal = {
-    out: (l: string) => void out.push(l),
+    out: (l: string) => {
+      out.push(l);
+      onOut(l);
+    },
     err: (l: string) => void err.push(l),
     color: false,
   };
@@ -20,6 +23,7 @@ function recordingTerminal() {
 /**
  * A folder with an inventory of two hosts run on this machine and a playbook file; `run` gives
  * the CLI that file, importing `playbook` for it, with the inventory and the given options.
+ * `watch` sees each line of stdout as it is printed.
  */
 function localSite(playbook: (dir: string) => Playbook) {
   const dir = mkdtempSync(join(tmpdir(), "omens-cli-"));
@@ -30,13 +34,14 @@ function localSite(playbook: (dir: string) => Playbook) {
   );
   const file = join(dir, "site.ts");
   writeFileSync(file, "// imported by the test's own importer\n");
+  const watch = { onOut: (_line: string): void => undefined };
   const run = async (...options: string[]) => {
-    const recorded = recordingTerminal();
+    const recorded = recordingTerminal((line) => watch.onOut(line));
     const importer = () => Promise.resolve({ default: playbook(dir) });
     const code = await main([file, "-i", inventory, ...options], recorded.terminal, importer);
     return { code, ...recorded };
   };
-  return { dir, run };
+  return { dir, run, watch };
 }
 
 /** One play whose task fails on box2, after a shell command of the test's choosing. */
@@ -111,4 +116,46 @@ describe("--retry-file", () => {
     );
     expect(existsSync(join(dir, "out"))).toBe(false);
   });
+});
+
+/** box2 fails at once; box1's first task takes a second, notifies a handler, and a task follows. */
+const slowOnBox1 = definePlaybook("site", [
+  play("all", {
+    handlers: { "reload box": command({ shell: "true" }) },
+    tasks: (vars, { handlers }) => [
+      command({
+        name: "slow on box1",
+        shell: vars.inventoryHostname === "box1" ? "sleep 1" : "exit 1",
+        notify: handlers["reload box"],
+      }),
+      command({ name: "after the slow one", shell: "true" }),
+    ],
+  }),
+]);
+
+describe("a stop signal during a run", () => {
+  it.each([
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+    ["SIGHUP", 129],
+  ] as const)(
+    "%s lets the running task finish, then prints the recap, writes the retry file and exits %i",
+    async (signal, exitCode) => {
+      const { dir, run, watch } = localSite(() => slowOnBox1);
+      // Sent once box2 has failed, while box1 is still inside its slow task.
+      watch.onOut = (line) => {
+        if (/slow on box1 +box2 +failed/.test(line)) setImmediate(() => process.emit(signal));
+      };
+      const { code, out, err } = await run();
+      const printed = out.join("\n");
+      expect(code).toBe(exitCode);
+      expect(printed).toMatch(/slow on box1 +box1 +changed/);
+      expect(printed).not.toContain("after the slow one");
+      expect(printed).toContain("box1: notified, not run: reload box (run interrupted)");
+      expect(printed).toMatch(/^RECAP/m);
+      expect(err.join("\n")).toContain("interrupted: running tasks finish, no new task starts");
+      expect(readFileSync(join(dir, "site.retry"), "utf8")).toBe("box2\n");
+      expect(process.listenerCount(signal)).toBe(0);
+    },
+  );
 });
