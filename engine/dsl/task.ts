@@ -87,6 +87,12 @@ export interface TaskOptions<R extends TaskResult = TaskResult> {
   /** Selects the task with `--tags` / `--skip-tags`; `always` and `never` are special. */
   tags?: string[];
   /**
+   * A precondition of the tasks after it, such as a check that refuses a run that would undo
+   * a migration: it runs whatever `--tags`, `--skip-tags` and `--start-at-task` select, and
+   * `--step` does not ask about it.
+   */
+  guard?: boolean;
+  /**
    * Repeats the task until this holds for its result (at most `retries` more times, `delay`
    * seconds apart). Without it, `retries` repeats a task until it does not fail.
    *
@@ -128,6 +134,7 @@ const TASK_OPTION_KEYS = [
   "become",
   "ignoreErrors",
   "tags",
+  "guard",
   "until",
   "retries",
   "delay",

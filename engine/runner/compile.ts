@@ -209,7 +209,7 @@ function addSteps(b: Builder, steps: readonly Step[], inherited: Inherited) {
 
 function addTask(b: Builder, task: Task, inherited: Inherited) {
   const compiled = compileTask(b, task, inherited);
-  if (b.select(compiled.tags))
+  if (task.options.guard === true || b.select(compiled.tags))
     b.program.push({ kind: "task", task: compiled, scope: inherited.scope });
 }
 

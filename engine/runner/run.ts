@@ -378,6 +378,8 @@ interface Cursor {
   state: HostState;
   compiled: CompiledHost;
   pc: number;
+  /** `--start-at-task`: the position of the task to start at; only guards run before it. */
+  startAt: number;
   /** Failures waiting for a block's `always` to finish before they go on outwards. */
   pending: Map<number, Failure>;
   /** Failures a block's `rescue` is handling. */
@@ -400,8 +402,8 @@ async function runBatch(
 ): Promise<Stop | undefined> {
   const cursors = batch.map((state): Cursor => {
     const compiled = prepared.compiled.get(state.host.name) as CompiledHost;
-    const pc = prepared.start?.get(state.host.name) ?? 0;
-    return { state, compiled, pc, pending: new Map(), rescuing: new Map() };
+    const startAt = prepared.start?.get(state.host.name) ?? 0;
+    return { state, compiled, pc: 0, startAt, pending: new Map(), rescuing: new Map() };
   });
   const stop = await stepBatch(prepared, batch, cursors, title, run);
   for (const cursor of cursors.filter((c) => c.state.status === "unreachable"))
@@ -440,7 +442,7 @@ async function stepBatch(
     const pc = Math.min(...ready.map((c) => c.pc));
     const group = ready.filter((c) => c.pc === pc);
     // Known limit: --step asks about tasks only; handlers run without a question.
-    if (asking) {
+    if (asking && !isGuard(taskAt(group[0] as Cursor))) {
       const answer = await (run.options.confirm as NonNullable<RunOptions["confirm"]>)(
         taskAt(group[0] as Cursor).name,
       );
@@ -486,6 +488,11 @@ function advance(cursor: Cursor): boolean {
   const { program, blocks } = cursor.compiled;
   while (cursor.state.status === "active" && cursor.pc < program.length) {
     const entry = program[cursor.pc] as Entry;
+    // Before `--start-at-task`'s task only guards run.
+    if (cursor.pc < cursor.startAt && !(entry.kind === "task" && isGuard(entry.task))) {
+      cursor.pc += 1;
+      continue;
+    }
     if (entry.kind === "task") return true;
     if (entry.kind === "skip-rescue") {
       cursor.pc = (blocks[entry.block] as BlockLayout).alwaysAt;
@@ -498,6 +505,10 @@ function advance(cursor: Cursor): boolean {
     else cursor.pc += 1;
   }
   return false;
+}
+
+function isGuard(task: CompiledTask): boolean {
+  return task.task.options.guard === true;
 }
 
 function taskAt(cursor: Cursor): CompiledTask {

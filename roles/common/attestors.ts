@@ -41,12 +41,14 @@ export function attestorGuard(role: string, host: string, check: AttestorCheck):
       checkMode: false,
       changedWhen: () => false,
       tags: ["always"],
+      guard: true,
     }),
     assert({
       name: `${role}: the inventory keeps the attestation phase of ${check.path}`,
       that: (ctx) => !phaseConflict(ctx),
       msg: deferred((ctx) => phaseConflict(ctx) ?? "the inventory keeps the attestation phase"),
       tags: ["always"],
+      guard: true,
     }),
   ];
 }

@@ -121,6 +121,17 @@ describe("sprints 1 and 2 after sprint 3", () => {
       );
       expect(server).toContain("set spireNodeAttestors: [tpm_devid]");
 
+      // The guard is no ordinary task: starting after it or skipping its tag still runs it.
+      for (const past of [
+        ["--start-at-task", "spire-agent: file /etc/spire", "--limit", "auth"],
+        ["--skip-tags", "always", "--limit", "auth"],
+      ]) {
+        const bypass = await play(SPRINT1, inventory, ...mode, ...past);
+        expect(bypass.code, `${past.join(" ")}\n${bypass.stderr}`).toBe(2);
+        expectNothingChanged(bypass, `sprint 1 ${[...mode, ...past].join(" ")}`);
+        expect(guardFailure(bypass, "auth")).toContain("stopped before writing anything");
+      }
+
       const two = await play(SPRINT2, inventory, ...mode);
       expect(two.code, two.stderr).toBe(2);
       expectNothingChanged(two, `sprint 2 ${mode.join(" ")}`);
