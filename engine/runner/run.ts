@@ -765,13 +765,25 @@ async function runHandlers(
       return;
     }
     const done: string[] = [];
-    for (const handler of owed) {
+    for (const [index, handler] of owed.entries()) {
       if (state.status === "unreachable") break;
+      // A failed handler fails the host: the ones after it wait, owed, as after a failed task.
+      if (state.status === "failed" && !force) {
+        options.sink({
+          kind: "handlers-pending",
+          host: state.host.name,
+          handlers: owed.slice(index).map((h) => h.name),
+          reason:
+            "an earlier handler failed on this host (use --force-handlers to run them anyway)",
+        });
+        break;
+      }
       state.notified.delete(handler.id);
       const outcome = await runTask(state, handler, title, options, { handler: true, delegate });
       recordHandler(state, outcome);
       if (outcome.status !== "failed" && outcome.status !== "unreachable") done.push(handler.id);
     }
+    state.notified.clear();
     const cleared = handlers.filter((h) => done.includes(h.id) && state.recorded.has(h.id));
     state.recorded.clear();
     if (options.check || cleared.length === 0 || !state.connection) return;

@@ -90,3 +90,41 @@ describe("B08: handlers notified before a later failure", () => {
     expect(existsSync(hostPath("auth", "/srv/omens-b08/restarted"))).toBe(false);
   });
 });
+
+describe("a handler that fails", () => {
+  const chain = (...extra: string[]) =>
+    omensPlay(["test/fixtures/cases/handler-chain.ts", "-i", inventory, "--json", ...extra]);
+  beforeEach(() => {
+    sshRoot(
+      "auth",
+      "rm -rf /srv/omens-chain /var/lib/omens/owed-handlers && mkdir -p /srv/omens-chain",
+    );
+  });
+
+  it("fails the host: the handlers after it do not run and stay owed to the next run", async () => {
+    const run = await chain();
+    expect(run.code).toBe(2);
+    expect(results(run, "auth").map((r) => `${r.task}:${r.status}`)).toEqual([
+      "copy /srv/omens-chain/app.conf:changed",
+      "restart that fails:failed",
+    ]);
+    expect(run.events).toContainEqual(
+      expect.objectContaining({
+        kind: "handlers-pending",
+        host: "auth",
+        handlers: ["reload after it"],
+      }),
+    );
+    expect(existsSync(hostPath("auth", "/srv/omens-chain/reloaded"))).toBe(false);
+
+    sshRoot("auth", "touch /srv/omens-chain/pass");
+    const next = await chain();
+    expect(next.code).toBe(0);
+    expect(results(next, "auth").map((r) => `${r.task}:${r.status}`)).toEqual([
+      "copy /srv/omens-chain/app.conf:ok",
+      "restart that fails:changed",
+      "reload after it:changed",
+    ]);
+    expect(existsSync(hostPath("auth", "/srv/omens-chain/reloaded"))).toBe(true);
+  });
+});
