@@ -34,7 +34,7 @@ function localSite(playbook: (dir: string) => Playbook) {
   );
   const file = join(dir, "site.ts");
   writeFileSync(file, "// imported by the test's own importer\n");
-  const watch = { onOut: (_line: string): void => undefined };
+  const watch: { onOut: (line: string) => void } = { onOut: () => undefined };
   const run = async (...options: string[]) => {
     const recorded = recordingTerminal((line) => watch.onOut(line));
     const importer = () => Promise.resolve({ default: playbook(dir) });
