@@ -4,7 +4,22 @@ import type { DiffEntry } from "../events.js";
 import type { FileFact, HostReader } from "../facts/reader.js";
 import { formatMode } from "../mode.js";
 import { attributeChanges, desiredMode, type Attributes } from "./attributes.js";
+import type { ArgReader } from "./args.js";
 import type { Plan } from "./types.js";
+
+/**
+ * The `validate` argument of copy and template: a command that checks the new content in its
+ * temp file, named by `%s`, before it replaces the destination (`nginx -t -c %s`).
+ */
+export function readValidate(args: ArgReader, module: string): string | undefined {
+  const validate = args.optionalString("validate");
+  if (validate !== undefined && !validate.includes("%s"))
+    args.fail(
+      "ARG_VALUE",
+      `${module}: "validate" must name the file to check as %s, got ${JSON.stringify(validate)}`,
+    );
+  return validate;
+}
 
 /** Diffs longer than this many lines are cut, and say so. */
 const DIFF_MAX_LINES = 400;
@@ -26,6 +41,7 @@ export function planContent(
   fact: FileFact,
   attributes: Attributes,
   current: Buffer | undefined,
+  validate?: string,
 ): Plan {
   if (fact.kind === "directory" || fact.kind === "other") {
     return {
@@ -41,6 +57,7 @@ export function planContent(
       path,
       content: desired,
       ...ownerAndMode(attributes, mode),
+      ...(validate === undefined ? {} : { validate }),
     };
     const attrs = mode === undefined ? [] : [`mode ${formatMode(mode)}`];
     return {
@@ -67,6 +84,7 @@ export function planContent(
     path,
     content: desired,
     ...ownerAndMode(attributes, mode),
+    ...(validate === undefined ? {} : { validate }),
   };
   const reason = lines.length > 0 ? `content differs; ${lines.join(", ")}` : "content differs";
   return {

@@ -7,7 +7,7 @@ import type { FileFact } from "../facts/reader.js";
 import { isSecret, SECRET_DIFF, type Secret } from "../secret.js";
 import { ArgReader } from "./args.js";
 import { ATTRIBUTE_KEYS, readAttributes, type Attributes } from "./attributes.js";
-import { destinationFacts, planContent, sha256 } from "./content.js";
+import { destinationFacts, planContent, readValidate, sha256 } from "./content.js";
 import type { ModuleDefinition } from "./types.js";
 
 /** Arguments of the `copy` module: exactly one of `content` and `src`. */
@@ -25,12 +25,18 @@ export interface CopyArgs {
    * local path. A source that differs is an input error, before anything is written.
    */
   sha256?: string;
+  /**
+   * A command that checks the new file before it replaces `dest`, the file named by `%s`.
+   * When it fails, `dest` is left as it was.
+   */
+  validate?: string;
 }
 
 interface Valid extends Attributes {
   dest: string;
   source: { kind: "content"; bytes: Buffer; secret: boolean } | { kind: "src"; path: string };
   sha256?: string;
+  validate?: string;
 }
 
 /**
@@ -54,6 +60,7 @@ export const copyModule: ModuleDefinition<
       "content",
       "src",
       "sha256",
+      "validate",
       ...ATTRIBUTE_KEYS,
     ]);
     const dest = args.string("dest");
@@ -63,6 +70,8 @@ export const copyModule: ModuleDefinition<
       args.fail("ARG_CONFLICT", `copy: give exactly one of "content" and "src"`);
     const valid: Valid = { dest, source: readSource(args), ...readAttributes(args, where) };
     if (args.has("sha256")) valid.sha256 = args.sha256("sha256");
+    const validate = readValidate(args, "copy");
+    if (validate !== undefined) valid.validate = validate;
     if (valid.sha256 && valid.source.kind === "content")
       checkSourceHash(valid.source.bytes, valid.sha256, "content", where);
     return valid;
@@ -79,7 +88,14 @@ export const copyModule: ModuleDefinition<
     return { ...facts, desired: desired.bytes };
   },
   plan(args, facts) {
-    const plan = planContent(args.dest, facts.desired, facts.fact, args, facts.current);
+    const plan = planContent(
+      args.dest,
+      facts.desired,
+      facts.fact,
+      args,
+      facts.current,
+      args.validate,
+    );
     if (args.source.kind === "content" && args.source.secret && plan.diff) {
       plan.diff = plan.diff.map((d) => ({ path: d.path, hidden: true, why: SECRET_DIFF }));
     }

@@ -9,7 +9,7 @@ import type { FileFact } from "../facts/reader.js";
 import { isSecret } from "../secret.js";
 import { ArgReader } from "./args.js";
 import { ATTRIBUTE_KEYS, readAttributes, type Attributes } from "./attributes.js";
-import { destinationFacts, planContent } from "./content.js";
+import { destinationFacts, planContent, readValidate } from "./content.js";
 import type { ModuleDefinition } from "./types.js";
 
 /** A constant header for generated files: it never varies between runs, users or machines. */
@@ -43,12 +43,18 @@ export interface TemplateArgs {
   owner?: string;
   group?: string;
   mode?: string;
+  /**
+   * A command that checks the rendered file before it replaces `dest`, the file named by `%s`
+   * (`"spire-agent validate -config %s"`). When it fails, `dest` is left as it was.
+   */
+  validate?: string;
 }
 
 interface Valid extends Attributes {
   src: string;
   dest: string;
   vars: Record<string, unknown>;
+  validate?: string;
 }
 
 /**
@@ -68,18 +74,26 @@ export const templateModule: ModuleDefinition<
 > = {
   name: "template",
   validate(raw, where) {
-    const args = new ArgReader("template", raw, where, ["src", "dest", "vars", ...ATTRIBUTE_KEYS]);
+    const args = new ArgReader("template", raw, where, [
+      "src",
+      "dest",
+      "vars",
+      "validate",
+      ...ATTRIBUTE_KEYS,
+    ]);
     const dest = args.string("dest");
     if (!dest.startsWith("/"))
       args.fail("ARG_VALUE", `template: "dest" must be an absolute path, got "${dest}"`);
     const vars = args.value("vars") ?? {};
     if (typeof vars !== "object" || vars === null)
       args.fail("ARG_TYPE", `template: "vars" must be an object`);
+    const validate = readValidate(args, "template");
     return {
       src: args.string("src"),
       dest,
       vars: vars as Record<string, unknown>,
       ...readAttributes(args, where),
+      ...(validate === undefined ? {} : { validate }),
     };
   },
   validateSources(args, baseDir, where) {
@@ -94,7 +108,7 @@ export const templateModule: ModuleDefinition<
     return { ...(await destinationFacts(reader, args.dest, desired, ctx.diff)), desired };
   },
   plan(args, facts) {
-    return planContent(args.dest, facts.desired, facts.fact, args, facts.current);
+    return planContent(args.dest, facts.desired, facts.fact, args, facts.current, args.validate);
   },
 };
 

@@ -13,6 +13,8 @@ export type Op =
       mode?: number;
       owner?: string;
       group?: string;
+      /** A command run on the written temp file (`%s`) before it replaces `path`. */
+      validate?: string;
     }
   | { kind: "mkdir"; path: string; mode?: number; owner?: string; group?: string }
   | { kind: "chmod"; path: string; mode: number }

@@ -117,6 +117,11 @@ export function writeScript(op: Extract<Op, { kind: "write" }>): string {
       : `if [ -e "$p" ]; then chmod --reference="$p" -- "$t"; else chmod "$(printf %04o $((0666 & ~0$(umask))))" -- "$t"; fi`,
     owner ? `chown ${owner} -- "$t"` : `[ -e "$p" ] && chown --reference="$p" -- "$t" || true`,
     `sync -- "$t" 2>/dev/null || true`,
+    ...(op.validate === undefined
+      ? []
+      : [
+          `( ${op.validate.replaceAll("%s", '"$t"')} ) >&2 || { echo "the validate command refused the new content; $p left as it was" >&2; exit 1; }`,
+        ]),
     `mv -f -- "$t" "$p"`,
     `trap - EXIT`,
   ].join("\n");

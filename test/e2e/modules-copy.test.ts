@@ -34,3 +34,38 @@ describe("copy with sha256 on a lab host", () => {
     expect(second.results[0]?.status).toBe("ok");
   });
 });
+
+describe("copy with validate on a lab host", () => {
+  const dest = "/etc/omens-validate.conf";
+  // Accepts a file whose first line is "valid", as a daemon's config check would.
+  const validate = `grep -q '^valid' %s || { echo "check: first line is $(head -n 1 %s)"; exit 1; }`;
+  afterAll(() => sshRoot("auth", `rm -f ${dest}`));
+
+  it("installs content the command accepts, and leaves the old file when it refuses", async () => {
+    sshRoot("auth", `printf 'valid v1\\n' > ${dest}`);
+    const good = await playTasks([
+      { module: "copy", args: { dest, content: "valid v2\n", mode: "0644", validate } },
+    ]);
+    expect(good.results[0]?.status, good.stdout).toBe("changed");
+    expect(sshRoot("auth", `cat ${dest}`)).toBe("valid v2\n");
+
+    const bad = await playTasks([
+      { module: "copy", args: { dest, content: "broken\n", mode: "0644", validate } },
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.results[0]?.error).toContain("check: first line is broken");
+    expect(bad.results[0]?.error).toContain(
+      `the validate command refused the new content; ${dest} left as it was`,
+    );
+    expect(sshRoot("auth", `cat ${dest}`)).toBe("valid v2\n");
+    expect(sshRoot("auth", "ls -a /etc | grep -c '^.omens' || true")).toBe("0\n");
+  });
+
+  it("refuses a validate command that does not name the file as %s before any host", async () => {
+    const run = await playTasks([
+      { module: "copy", args: { dest, content: "x\n", validate: "true" } },
+    ]);
+    expect(run.code).toBe(5);
+    expect(run.stderr).toContain('copy: "validate" must name the file to check as %s');
+  });
+});
