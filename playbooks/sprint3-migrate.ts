@@ -252,6 +252,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
       group: "root",
       mode: "0640",
       vars: agentConfView(devid),
+      validate: "spire-agent validate -config %s",
     }),
     template({
       name: `agent: ${AGENT_UNIT} reaches the TPM`,

@@ -140,6 +140,7 @@ export const spireAgent = defineRole("spire-agent", {
         group: "root",
         mode: "0640",
         vars: agentConfView(vars),
+        validate: "spire-agent validate -config %s",
         notify: restart,
       }),
       template({

@@ -149,6 +149,7 @@ export const spireServer = defineRole("spire-server", {
         group: "spire",
         mode: "0640",
         vars: serverConfView(vars),
+        validate: "spire-server validate -config %s",
         notify: restart,
       }),
       healthGate(
