@@ -11,6 +11,7 @@ import { loadInventory, type Inventory } from "./inventory/load.js";
 import { matchHosts } from "./inventory/patterns.js";
 import { jsonRenderer } from "./output/json.js";
 import { plainRenderer, type Terminal } from "./output/plain.js";
+import { getDrift, type HostDrift } from "./output/report.js";
 import { ttyRenderer } from "./output/tty.js";
 import type { Playbook } from "./dsl/playbook.js";
 import {
@@ -25,7 +26,7 @@ import {
 } from "./runner/run.js";
 import { compileHost, type CompiledHost } from "./runner/compile.js";
 import { parseTagList, tagSelector } from "./runner/tags.js";
-import { validateReportPath, writeReportFile } from "./report-file.js";
+import { validateReportPath, writeReportFile, type RunReportFile } from "./report-file.js";
 import { maskSecrets } from "./secret.js";
 
 const USAGE = `usage: omens-play PLAYBOOK.ts [options]
@@ -510,8 +511,18 @@ function writeReport(
   sink: EventSink,
 ) {
   const { hosts, health, changes } = result;
+  // In check mode `drift` says per host whether it was checked to the end: `changes` alone
+  // cannot tell a host with nothing to change from one whose run stopped early.
+  const report: RunReportFile & { drift?: HostDrift[] } = {
+    playbook,
+    check,
+    hosts,
+    health,
+    changes,
+    ...(check ? { drift: getDrift(hosts, changes) } : {}),
+  };
   try {
-    writeReportFile(file, { playbook, check, hosts, health, changes });
+    writeReportFile(file, report);
   } catch (error) {
     sink({
       kind: "warning",

@@ -152,7 +152,7 @@ function renderReport(
   paint: (code: number, text: string) => string,
 ) {
   if (event.health) ["", ...renderHealth(event.health, paint)].forEach(out);
-  if (event.check) ["", ...renderDrift(Object.keys(event.hosts), event.changes ?? [])].forEach(out);
+  if (event.check) ["", ...renderDrift(event.hosts, event.changes ?? [])].forEach(out);
 }
 
 function indent(text: string, spaces: number): string {

@@ -1,4 +1,4 @@
-import type { ChangeRow, HealthRow } from "../events.js";
+import type { ChangeRow, HealthRow, HostCounts } from "../events.js";
 
 /** Paints text in an ANSI color, or leaves it as it is when the terminal has none. */
 export type Paint = (code: number, text: string) => string;
@@ -34,27 +34,75 @@ export function renderHealth(rows: readonly HealthRow[], paint: Paint = NO_PAINT
 
 const HEADER = ["host", "component", "check", "status", "detail"];
 
+/** Why a host's drift is not known: its run stopped before the end. */
+export type NotCheckedReason = "a task failed" | "unreachable";
+
+/**
+ * One host's drift in a check-mode run, as the `--report` file's `drift` section holds it. A
+ * host whose run stopped early was not fully checked, so it is never reported drift-free; the
+ * tasks that would have changed before it stopped are still counted.
+ */
+export type HostDrift =
+  | { host: string; checked: true; wouldChange: number }
+  | { host: string; checked: false; reason: NotCheckedReason; wouldChange: number };
+
+/**
+ * Each host's drift, in recap order, from its recap counts and the change rows.
+ *
+ * @example
+ * getDrift({ auth: { ...emptyCounts(), failed: 1 } }, [])
+ * // [{ host: "auth", checked: false, reason: "a task failed", wouldChange: 0 }]
+ */
+export function getDrift(
+  hosts: Readonly<Record<string, HostCounts>>,
+  changes: readonly ChangeRow[],
+): HostDrift[] {
+  return Object.entries(hosts).map(([host, counts]) => {
+    const wouldChange = changes
+      .filter((c) => c.host === host)
+      .reduce((n, r) => n + r.tasks.length, 0);
+    const reason = notCheckedReason(counts);
+    return reason
+      ? { host, checked: false, reason, wouldChange }
+      : { host, checked: true, wouldChange };
+  });
+}
+
+// An unreachable host stops there; a failed task (not rescued, not ignored) stops the host too.
+// Known limit: a host of a run stopped by Ctrl-C or SIGTERM is not marked, because the recap's
+// counts do not say whether that host had finished its tasks when the run stopped.
+function notCheckedReason(counts: HostCounts): NotCheckedReason | undefined {
+  if (counts.unreachable > 0) return "unreachable";
+  if (counts.failed > 0) return "a task failed";
+  return undefined;
+}
+
 /**
  * The DRIFT section of a check-mode run: per host, each role whose tasks would change, with
- * their count and names, or "no drift" for a host where nothing would change.
+ * their count and names; "no drift" for a host where nothing would change; "not checked" for a
+ * host whose run stopped early, since what its remaining tasks would do is not known.
  */
-export function renderDrift(hosts: readonly string[], changes: readonly ChangeRow[]): string[] {
-  const width = Math.max(0, ...hosts.map((h) => h.length));
+export function renderDrift(
+  hosts: Readonly<Record<string, HostCounts>>,
+  changes: readonly ChangeRow[],
+): string[] {
+  const width = Math.max(0, ...Object.keys(hosts).map((h) => h.length));
   const lines = ["DRIFT (check mode)"];
-  for (const host of hosts) {
-    const rows = changes.filter((c) => c.host === host);
-    if (rows.length === 0) {
-      lines.push(`  ${host.padEnd(width)}  no drift`);
-      continue;
-    }
-    const count = rows.reduce((n, r) => n + r.tasks.length, 0);
-    lines.push(`  ${host.padEnd(width)}  ${plural(count, "task")} would change`);
-    for (const row of rows) {
+  for (const drift of getDrift(hosts, changes)) {
+    lines.push(`  ${drift.host.padEnd(width)}  ${describeDrift(drift)}`);
+    for (const row of changes.filter((c) => c.host === drift.host)) {
       lines.push(`    ${row.role} (${plural(row.tasks.length, "task")})`);
       row.tasks.forEach((task) => lines.push(`      ${task}`));
     }
   }
   return lines;
+}
+
+function describeDrift(drift: HostDrift): string {
+  const changed = `${plural(drift.wouldChange, "task")} would change`;
+  if (drift.checked) return drift.wouldChange === 0 ? "no drift" : changed;
+  const before = drift.wouldChange === 0 ? "" : ` (${changed} before it stopped)`;
+  return `not checked: ${drift.reason}${before}`;
 }
 
 function plural(n: number, word: string): string {

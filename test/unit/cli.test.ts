@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { command, definePlaybook, play, type Playbook } from "../../engine/index.js";
+import { assert, command, copy, definePlaybook, play, type Playbook } from "../../engine/index.js";
 import { main } from "../../engine/cli.js";
 
 /** A terminal that keeps what the CLI prints, and shows each line of stdout to `onOut`. */
@@ -158,4 +158,41 @@ describe("a stop signal during a run", () => {
       expect(process.listenerCount(signal)).toBe(0);
     },
   );
+});
+
+describe("--check --report", () => {
+  /** Every host would get two files; box2 fails between them. */
+  const stopsOnBox2 = (dir: string) =>
+    definePlaybook("site", [
+      play("all", {
+        tasks: (vars) => [
+          copy({ dest: join(dir, `${String(vars.inventoryHostname)}-a`), content: "a\n" }),
+          assert({ name: "not box2", that: () => vars.inventoryHostname !== "box2" }),
+          copy({ dest: join(dir, `${String(vars.inventoryHostname)}-b`), content: "b\n" }),
+        ],
+      }),
+    ]);
+
+  it("marks a host whose run failed as not checked, in the DRIFT lines and the report", async () => {
+    const { dir, run } = localSite(stopsOnBox2);
+    const report = join(dir, "drift.json");
+    const { code, out } = await run("--check", "--report", report);
+    expect(code).toBe(2);
+    const printed = out.join("\n").split("\n");
+    expect(printed.slice(printed.indexOf("DRIFT (check mode)"))).toEqual([
+      "DRIFT (check mode)",
+      "  box1  2 tasks would change",
+      "    play: all (2 tasks)",
+      `      copy ${join(dir, "box1-a")}`,
+      `      copy ${join(dir, "box1-b")}`,
+      "  box2  not checked: a task failed (1 task would change before it stopped)",
+      "    play: all (1 task)",
+      `      copy ${join(dir, "box2-a")}`,
+    ]);
+    const written = JSON.parse(readFileSync(report, "utf8")) as { drift?: unknown };
+    expect(written.drift).toEqual([
+      { host: "box1", checked: true, wouldChange: 2 },
+      { host: "box2", checked: false, reason: "a task failed", wouldChange: 1 },
+    ]);
+  });
 });

@@ -17,7 +17,7 @@ import { emptyCounts } from "../../engine/events.js";
 import { loadInventory } from "../../engine/inventory/load.js";
 import { capDetail, defaultDetail, judgeProbe } from "../../engine/modules/probe.js";
 import { plainRenderer } from "../../engine/output/plain.js";
-import { renderDrift, renderHealth } from "../../engine/output/report.js";
+import { getDrift, renderDrift, renderHealth } from "../../engine/output/report.js";
 import { main } from "../../engine/cli.js";
 import { Secret } from "../../engine/secret.js";
 import { writeReportFile } from "../../engine/report-file.js";
@@ -66,7 +66,8 @@ describe("the DRIFT section", () => {
       { host: "auth", role: "motd", tasks: ["motd: copy /etc/motd", "motd: file /etc/issue"] },
       { host: "auth", role: "play: extras", tasks: ["copy /etc/extra"] },
     ];
-    expect(renderDrift(["spire", "auth", "ca"], changes)).toEqual([
+    const clean = emptyCounts();
+    expect(renderDrift({ spire: clean, auth: clean, ca: clean }, changes)).toEqual([
       "DRIFT (check mode)",
       "  spire  no drift",
       "  auth   3 tasks would change",
@@ -76,6 +77,28 @@ describe("the DRIFT section", () => {
       "    play: extras (1 task)",
       "      copy /etc/extra",
       "  ca     no drift",
+    ]);
+  });
+
+  it("says a failed or unreachable host was not checked, never that it has no drift", () => {
+    const hosts = {
+      auth: { ...emptyCounts(), ok: 2, failed: 1 },
+      ghost: { ...emptyCounts(), unreachable: 1 },
+      ca: { ...emptyCounts(), ok: 1, rescued: 1, ignored: 1 },
+    };
+    const changes: ChangeRow[] = [{ host: "auth", role: "motd", tasks: ["motd: copy /etc/motd"] }];
+    expect(renderDrift(hosts, changes)).toEqual([
+      "DRIFT (check mode)",
+      "  auth   not checked: a task failed (1 task would change before it stopped)",
+      "    motd (1 task)",
+      "      motd: copy /etc/motd",
+      "  ghost  not checked: unreachable",
+      "  ca     no drift",
+    ]);
+    expect(getDrift(hosts, changes)).toEqual([
+      { host: "auth", checked: false, reason: "a task failed", wouldChange: 1 },
+      { host: "ghost", checked: false, reason: "unreachable", wouldChange: 0 },
+      { host: "ca", checked: true, wouldChange: 0 },
     ]);
   });
 });
