@@ -253,7 +253,7 @@ async function play(
     writeRetryFile(result, options, sink);
     if (options.reportFile)
       writeReport(options.reportFile, playbook.name, options.check, result, sink);
-    if (options.verbosity >= 1) sink({ kind: "warning", message: statistics(result) });
+    if (options.verbosity >= 1) sink({ kind: "notice", message: statistics(result) });
     if (result.interrupted) return stop.exitCode();
     return exitCodeFor(result, { failOnChange: options.failOnChange });
   } finally {

@@ -108,6 +108,8 @@ export type OmensEvent =
   | { kind: "command-output"; host: string; stdout: string; stderr: string; rc: number }
   | { kind: "handlers-pending"; host: string; handlers: string[]; reason: string }
   | { kind: "warning"; message: string; host?: string }
+  /** Information that is no warning, such as `-v`'s statistics. */
+  | { kind: "notice"; message: string }
   | { kind: "play-stopped"; play: string; message: string }
   | {
       kind: "recap";

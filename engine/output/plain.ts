@@ -43,6 +43,8 @@ export function plainRenderer(terminal: Terminal, options: { showDiff: boolean }
         return terminal.err(
           maskSecrets(`warning: ${event.host ? `[${event.host}] ` : ""}${event.message}`),
         );
+      case "notice":
+        return terminal.err(maskSecrets(event.message));
       case "task-result":
         return renderResult(event, out, paint, options.showDiff);
       case "task-retry":

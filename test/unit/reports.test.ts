@@ -484,6 +484,22 @@ describe("--report on the command line", () => {
   });
 });
 
+describe("plain output of notices", () => {
+  it("prints a notice as it is, and a warning marked as one, both on stderr", () => {
+    const err: string[] = [];
+    const sink = plainRenderer(
+      { out: () => undefined, err: (l) => err.push(l), color: false },
+      { showDiff: false },
+    );
+    sink({ kind: "notice", message: "statistics: 12 remote commands" });
+    sink({ kind: "warning", message: "pattern 'x' matched no hosts" });
+    expect(err).toEqual([
+      "statistics: 12 remote commands",
+      "warning: pattern 'x' matched no hosts",
+    ]);
+  });
+});
+
 describe("JSON Lines output", () => {
   it("ends with the recap even when notices follow it (retry file, statistics)", async () => {
     const { jsonRenderer } = await import("../../engine/output/json.js");
