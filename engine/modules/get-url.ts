@@ -104,7 +104,7 @@ export const getUrlModule: ModuleDefinition<Valid, Facts> = {
   plan(args, facts, ctx) {
     if (facts.folder.kind !== "directory")
       return failedPlan(
-        `folder ${dirname(args.dest)} does not exist (getUrl does not create folders; add a file task with state "directory")`,
+        `folder ${dirname(args.dest)} does not exist; getUrl creates no folders (a file task with state "directory" before it does)`,
         ctx,
       );
     const { dest } = facts;
