@@ -770,6 +770,8 @@ cmd_down() {
   local t0 left; t0=$(now)
   lab_lock
   lab_down clean
+  # What the demo and the tests write beside the lab belongs to this lab's CA and hosts.
+  rm -f "$LAB_DIR"/{devid-ca.pem,lab-migrated.yaml,drift.json,health.json}
   left=$(leftovers)
   [[ -z $left ]] || die "down left something behind:"$'\n'"$left"
   log "lab is down ($(since "$t0")s); kept: $(rootfs_dir) and $LAB_DIR/id_ed25519 (if present)"
@@ -846,7 +848,7 @@ main() {
   case $cmd in
     up) cmd_up ;;
     down) cmd_down ;;
-    status) cmd_status ;;
+    status) cmd_status || exit $? ;;
     check) need_lab; self_check ;;
     start) cmd_start "$@" ;;
     stop) cmd_stop "$@" ;;
