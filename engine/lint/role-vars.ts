@@ -5,6 +5,7 @@ import type { Play } from "../dsl/playbook.js";
 import { roleVarSource, subjectPath, valueAt, type VarErrorSubject } from "../runner/compile.js";
 import type { Finding } from "./finding.js";
 import { displayPath } from "./format/display-path.js";
+import { nearNames } from "../near-names.js";
 
 /**
  * One role variable that does not fit the role's schema on one host, located where the value
@@ -39,7 +40,7 @@ export function varProblem(
 
 function missing(name: string, use: RoleUse, host: InventoryHost): Finding {
   const base = `role ${use.role.name}: variable "${name}" is missing`;
-  const near = nearNames(name, host).flatMap((n) => {
+  const near = nearNames(name, Object.keys(host.vars)).flatMap((n) => {
     const source = variableSource(host, n);
     return source ? [{ name: n, ...source }] : [];
   });
@@ -52,11 +53,6 @@ function missing(name: string, use: RoleUse, host: InventoryHost): Finding {
     where: first.where,
     hosts: [host.name],
   };
-}
-
-/** The host's variables whose names are near a missing one's: what role-vars names as misspelt. */
-function nearNames(name: string, host: InventoryHost): string[] {
-  return Object.keys(host.vars).filter((k) => k !== name && isNearMiss(k, name));
 }
 
 /** The file:line inside an inventory source label such as "group all (inv.yaml:12)". */
@@ -73,33 +69,4 @@ export function shortSource(label: string): string {
 
 function declared(use: RoleUse): string {
   return Object.keys(use.role.schema.properties ?? {}).join(", ") || "none";
-}
-
-/**
- * Same name but for case, or one edit apart (up to `longEdits`, 2 by default, for names of 6+
- * characters), where swapping two neighbouring letters is one edit (`prot` for `port`) and
- * case is none (`qPrt` for `qport` is one).
- */
-export function isNearMiss(a: string, b: string, longEdits = 2): boolean {
-  const [x, y] = [a.toLowerCase(), b.toLowerCase()];
-  if (x === y) return true;
-  const shorter = Math.min(x.length, y.length);
-  return shorter >= 3 && editDistance(x, y) <= (shorter >= 6 ? longEdits : 1);
-}
-
-/** Edits (insert, delete, replace, swap of neighbours) that turn one name into the other. */
-function editDistance(a: string, b: string): number {
-  const rows = Array.from({ length: a.length + 1 }, (_, i) =>
-    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
-  );
-  const at = (i: number, j: number) => rows[i]?.[j] ?? 0;
-  for (let i = 1; i <= a.length; i += 1)
-    for (let j = 1; j <= b.length; j += 1) {
-      const same = a[i - 1] === b[j - 1];
-      let best = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + (same ? 0 : 1));
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
-        best = Math.min(best, at(i - 2, j - 2) + 1);
-      (rows[i] as number[])[j] = best;
-    }
-  return at(a.length, b.length);
 }

@@ -17,7 +17,7 @@ import type { Finding } from "../../engine/lint/finding.js";
 import { formatSarif } from "../../engine/lint/format/sarif.js";
 import { lint } from "../../engine/lint/lint.js";
 import { LINT_RULE_IDS } from "../../engine/lint/rule-ids.js";
-import { isNearMiss } from "../../engine/lint/role-vars.js";
+import { isNearMiss } from "../../engine/near-names.js";
 import { describeNumericMode } from "../../engine/lint/rules/risky-octal.js";
 import { isPlainSecretValue, isSecretName } from "../../engine/lint/rules/secrets.js";
 import { configFormat } from "../../engine/lint/rules/templates.js";

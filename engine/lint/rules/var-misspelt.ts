@@ -4,7 +4,8 @@ import { allDefinedRoles } from "../../dsl/role.js";
 import { originSource, type InventoryHost } from "../../inventory/load.js";
 import type { Finding, Rule } from "../finding.js";
 import { allRuns, allTasks, type LintModel } from "../model.js";
-import { isNearMiss, shortSource } from "../role-vars.js";
+import { isNearMiss } from "../../near-names.js";
+import { shortSource } from "../role-vars.js";
 import { namesUsed, templateSource } from "../template-source.js";
 
 export const varMisspelt: Rule = {
