@@ -3,6 +3,7 @@ import { Ajv, type ErrorObject } from "ajv";
 import { bug, inputError, OmensError, toOmensError, type Where } from "../errors.js";
 import { variableSource, type InventoryHost } from "../inventory/load.js";
 import { keyPath, pointerKeys } from "../inventory/schema.js";
+import { nearNames } from "../near-names.js";
 import { getModule } from "../modules/index.js";
 import { hasDeferred } from "../dsl/deferred.js";
 import { hiddenLabel, maskArgumentValues } from "./no-log.js";
@@ -457,7 +458,7 @@ function roleVarError(errors: ErrorObject[], { use, host, vars, play }: RoleVarC
       : "";
   const message =
     subject.kind === "missing"
-      ? `${role}: variable "${dotted}" is missing for host ${host.name}${subject.key ? ` (in the value from ${source})` : ""}${more}`
+      ? `${role}: variable "${dotted}" is missing for host ${host.name}${subject.key ? ` (in the value from ${source})` : misspelt(name, host)}${more}`
       : subject.kind === "unknown"
         ? `${role}: unknown ${subject.key ? "key" : "variable"} "${dotted}" for host ${host.name} (from ${source})${more}`
         : `${role}: variable "${dotted}" for host ${host.name} ${subject.message} (got ${JSON.stringify(valueAt(vars[name], subject.inside))}, from ${source})${more}`;
@@ -468,6 +469,15 @@ function roleVarError(errors: ErrorObject[], { use, host, vars, play }: RoleVarC
     { ...use.where, host: host.name },
     `the role's variables are declared in ${use.role.dir}`,
   );
+}
+
+/** For a missing variable, the near names the host's inventory sets: `; ... "stepCaPrt" ...: misspelt?`. */
+function misspelt(name: string, host: InventoryHost): string {
+  const sets = nearNames(name, Object.keys(host.vars)).flatMap((near) => {
+    const source = variableSource(host, near);
+    return source ? [`"${near}" in ${source.label}`] : [];
+  });
+  return sets.length > 0 ? `; the inventory sets ${sets.join(" and ")}: misspelt?` : "";
 }
 
 /**

@@ -90,6 +90,20 @@ describe("the sprint playbooks against the shipped inventories", () => {
     );
   });
 
+  it("a missing variable names the near name the inventory sets, with its line", () => {
+    const text = readFileSync(join(ROOT, "inventory/lab.yaml"), "utf8");
+    const broken = text.replace("openbaoApiAddr:", "openbaoApiAdr:");
+    expect(broken).not.toBe(text);
+    const line = broken.split("\n").findIndex((l) => l.includes("openbaoApiAdr:")) + 1;
+    const file = join(mkdtempSync(join(tmpdir(), "omens-inv-")), "lab.yaml");
+    writeFileSync(file, broken);
+    expect(() => compileAll(file, books[0]!)).toThrow(
+      new RegExp(
+        `variable "openbaoApiAddr" is missing for host \\w+; the inventory sets "openbaoApiAdr" in group \\w+ \\(${file.replaceAll("/", "\\/")}:${line}\\): misspelt\\?`,
+      ),
+    );
+  });
+
   it("a value outside a union of literals is one problem that names the allowed values", () => {
     const text = readFileSync(join(ROOT, "inventory/lab.yaml"), "utf8");
     const broken = text.replace("spireAgentAttestor: join_token", "spireAgentAttestor: join-token");
