@@ -519,7 +519,7 @@ function writeReport(
     hosts,
     health,
     changes,
-    ...(check ? { drift: getDrift(hosts, changes) } : {}),
+    ...(check ? { drift: getDrift(hosts, changes, result.interrupted) } : {}),
   };
   try {
     writeReportFile(file, report);

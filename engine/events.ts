@@ -118,6 +118,8 @@ export type OmensEvent =
       durationMs: number;
       /** Hosts a stopped rollout never started on. */
       untouched?: string[];
+      /** The run was stopped by a signal before it ended. */
+      interrupted?: boolean;
       /** Every probe's outcome, when any probe ran. */
       health?: HealthRow[];
       /** Per host and role, the tasks that changed (would change), when any did. */

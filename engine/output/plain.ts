@@ -154,7 +154,8 @@ function renderReport(
   paint: (code: number, text: string) => string,
 ) {
   if (event.health) ["", ...renderHealth(event.health, paint)].forEach(out);
-  if (event.check) ["", ...renderDrift(event.hosts, event.changes ?? [])].forEach(out);
+  if (event.check)
+    ["", ...renderDrift(event.hosts, event.changes ?? [], event.interrupted)].forEach(out);
 }
 
 function indent(text: string, spaces: number): string {

@@ -35,7 +35,7 @@ export function renderHealth(rows: readonly HealthRow[], paint: Paint = NO_PAINT
 const HEADER = ["host", "component", "check", "status", "detail"];
 
 /** Why a host's drift is not known: its run stopped before the end. */
-export type NotCheckedReason = "a task failed" | "unreachable";
+export type NotCheckedReason = "a task failed" | "unreachable" | "the run was interrupted";
 
 /**
  * One host's drift in a check-mode run, as the `--report` file's `drift` section holds it. A
@@ -56,12 +56,13 @@ export type HostDrift =
 export function getDrift(
   hosts: Readonly<Record<string, HostCounts>>,
   changes: readonly ChangeRow[],
+  interrupted = false,
 ): HostDrift[] {
   return Object.entries(hosts).map(([host, counts]) => {
     const wouldChange = changes
       .filter((c) => c.host === host)
       .reduce((n, r) => n + r.tasks.length, 0);
-    const reason = notCheckedReason(counts);
+    const reason = notCheckedReason(counts, interrupted);
     return reason
       ? { host, checked: false, reason, wouldChange }
       : { host, checked: true, wouldChange };
@@ -69,11 +70,12 @@ export function getDrift(
 }
 
 // An unreachable host stops there; a failed task (not rescued, not ignored) stops the host too.
-// Known limit: a host of a run stopped by Ctrl-C or SIGTERM is not marked, because the recap's
-// counts do not say whether that host had finished its tasks when the run stopped.
-function notCheckedReason(counts: HostCounts): NotCheckedReason | undefined {
+// A run stopped by a signal leaves every other host unfinished: even one that had ended its
+// play had later plays ahead of it, so none of them is reported drift-free.
+function notCheckedReason(counts: HostCounts, interrupted: boolean): NotCheckedReason | undefined {
   if (counts.unreachable > 0) return "unreachable";
   if (counts.failed > 0) return "a task failed";
+  if (interrupted) return "the run was interrupted";
   return undefined;
 }
 
@@ -85,10 +87,11 @@ function notCheckedReason(counts: HostCounts): NotCheckedReason | undefined {
 export function renderDrift(
   hosts: Readonly<Record<string, HostCounts>>,
   changes: readonly ChangeRow[],
+  interrupted = false,
 ): string[] {
   const width = Math.max(0, ...Object.keys(hosts).map((h) => h.length));
   const lines = ["DRIFT (check mode)"];
-  for (const drift of getDrift(hosts, changes)) {
+  for (const drift of getDrift(hosts, changes, interrupted)) {
     lines.push(`  ${drift.host.padEnd(width)}  ${describeDrift(drift)}`);
     for (const row of changes.filter((c) => c.host === drift.host)) {
       lines.push(`    ${row.role} (${plural(row.tasks.length, "task")})`);

@@ -268,6 +268,7 @@ export async function runPlaybook(
     check: options.check,
     durationMs: Date.now() - started,
     ...(result.untouched.length > 0 ? { untouched: result.untouched } : {}),
+    ...(result.interrupted ? { interrupted: true } : {}),
     ...(result.health.length > 0 ? { health: result.health } : {}),
     ...(result.changes.length > 0 ? { changes: result.changes } : {}),
   });

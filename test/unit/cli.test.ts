@@ -195,4 +195,43 @@ describe("--check --report", () => {
       { host: "box2", checked: false, reason: "a task failed", wouldChange: 1 },
     ]);
   });
+
+  it("marks every host of a check stopped by Ctrl-C as not checked, never as drift-free", async () => {
+    // Ctrl-C comes once box1's first file would change, while box2 has nothing to change yet.
+    // Neither host is checked to the end: the slow task and the last file are still ahead.
+    const { dir, run, watch } = localSite((dir) =>
+      definePlaybook("site", [
+        play("all", {
+          tasks: (vars) => [
+            copy({
+              dest: join(dir, "box1-a"),
+              content: "a\n",
+              when: () => vars.inventoryHostname === "box1",
+            }),
+            command({ name: "slow", shell: "sleep 1", checkMode: false }),
+            copy({ dest: join(dir, `${String(vars.inventoryHostname)}-b`), content: "b\n" }),
+          ],
+        }),
+      ]),
+    );
+    watch.onOut = (line) => {
+      if (line.includes("box1-a")) setImmediate(() => process.emit("SIGINT"));
+    };
+    const report = join(dir, "drift.json");
+    const { code, out } = await run("--check", "--report", report);
+    expect(code).toBe(130);
+    const printed = out.join("\n").split("\n");
+    expect(printed.slice(printed.indexOf("DRIFT (check mode)"))).toEqual([
+      "DRIFT (check mode)",
+      "  box1  not checked: the run was interrupted (1 task would change before it stopped)",
+      "    play: all (1 task)",
+      `      copy ${join(dir, "box1-a")}`,
+      "  box2  not checked: the run was interrupted",
+    ]);
+    const written = JSON.parse(readFileSync(report, "utf8")) as { drift?: unknown };
+    expect(written.drift).toEqual([
+      { host: "box1", checked: false, reason: "the run was interrupted", wouldChange: 1 },
+      { host: "box2", checked: false, reason: "the run was interrupted", wouldChange: 0 },
+    ]);
+  });
 });

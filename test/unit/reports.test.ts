@@ -101,6 +101,17 @@ describe("the DRIFT section", () => {
       { host: "ca", checked: true, wouldChange: 0 },
     ]);
   });
+
+  it("says no host of an interrupted run was checked, keeping the more specific reason", () => {
+    const hosts = {
+      auth: { ...emptyCounts(), ok: 2 },
+      ghost: { ...emptyCounts(), unreachable: 1 },
+    };
+    expect(getDrift(hosts, [], true)).toEqual([
+      { host: "auth", checked: false, reason: "the run was interrupted", wouldChange: 0 },
+      { host: "ghost", checked: false, reason: "unreachable", wouldChange: 0 },
+    ]);
+  });
 });
 
 describe("the plain renderer's end of run", () => {
