@@ -190,7 +190,9 @@ export function variableSource(
   name: string,
   inside: string[] = [],
 ): { label: string; where: Where } | undefined {
-  const origin = host.varDefinitions[name]?.at(-1);
+  const origin = Object.hasOwn(host.varDefinitions, name)
+    ? host.varDefinitions[name]?.at(-1)
+    : undefined;
   return origin ? originSource(host, origin, inside) : undefined;
 }
 
@@ -445,13 +447,16 @@ function buildHost(name: string, entry: HostEntry, baseDir: string): InventoryHo
   // Layers are in visiting order: all, then parents before children, so children win.
   const layers = [...entry.layers];
   layers.push({ label: `host ${name}`, settings: entry.own ?? {}, path: entry.path });
-  const vars: Record<string, unknown> = {};
-  const varDefinitions: InventoryHost["varDefinitions"] = {};
+  // Maps first: a variable may be named like an object's own property (`constructor`,
+  // `__proto__`), which assignment into a plain object would read or even replace.
+  const vars = new Map<string, unknown>();
+  const varDefinitions = new Map<string, VarOrigin[]>();
   const settings: Record<string, unknown> = {};
   for (const layer of layers) {
     for (const [key, value] of Object.entries(layer.settings.vars ?? {})) {
-      vars[key] = value;
-      (varDefinitions[key] ??= []).push({ layer: layer.label, path: [...layer.path, "vars", key] });
+      vars.set(key, value);
+      const origin = { layer: layer.label, path: [...layer.path, "vars", key] };
+      varDefinitions.set(key, [...(varDefinitions.get(key) ?? []), origin]);
     }
     for (const key of CONNECTION_KEYS)
       if (layer.settings[key] !== undefined) settings[key] = layer.settings[key];
@@ -460,8 +465,8 @@ function buildHost(name: string, entry: HostEntry, baseDir: string): InventoryHo
   return {
     name,
     groups,
-    vars,
-    varDefinitions,
+    vars: Object.fromEntries(vars),
+    varDefinitions: Object.fromEntries(varDefinitions),
     connection: connectionSpec(name, settings, baseDir),
     where: entry.where,
   };

@@ -55,6 +55,28 @@ describe("inventory", () => {
     expect(auth.groups.sort()).toEqual(["agents", "all"]);
   });
 
+  it("keeps variables named like an object's own properties as plain variables", () => {
+    const inv = loadInventory(
+      inventoryFile(`all:
+  vars: {constructor: 1, toString: two, hasOwnProperty: 3}
+  hosts:
+    auth:
+      vars: {__proto__: {polluted: true}, constructor: 4}
+`),
+    );
+    const auth = inv.hosts.get("auth")!;
+    expect(Object.getPrototypeOf(auth.vars)).toBe(Object.prototype);
+    expect(Object.entries(auth.vars)).toEqual([
+      ["constructor", 4],
+      ["toString", "two"],
+      ["hasOwnProperty", 3],
+      ["__proto__", { polluted: true }],
+    ]);
+    expect("polluted" in auth.vars).toBe(false);
+    expect(variableSource(auth, "constructor")?.label).toMatch(/^host auth /);
+    expect(variableSource(auth, "valueOf")).toBeUndefined();
+  });
+
   it("names the file, line and column of an unknown key", () => {
     const err = loadError("all:\n  hosts:\n    auth:\n      adress: auth.funlab.casa\n");
     expect(err.code).toBe("INVENTORY_SCHEMA");

@@ -139,7 +139,9 @@ function misspelt(
     const near = declared.find((d) => isNearMiss(name, d.name, 1));
     if (!near || reportedMissing(near, host)) continue;
     const same = declared.filter((d) => d.name === near.name);
-    for (const origin of host.varDefinitions[name] ?? []) {
+    for (const origin of Object.hasOwn(host.varDefinitions, name)
+      ? (host.varDefinitions[name] ?? [])
+      : []) {
       const source = originSource(host, origin);
       if (!source) continue;
       const key = `${source.label}|${name}|${near.name}`;
@@ -156,7 +158,7 @@ function misspelt(
       if (!entry.hosts.includes(host.name)) entry.hosts.push(host.name);
       for (const d of same) {
         entry.roles.add(d.role);
-        if (d.given || near.name in host.vars) entry.overridden = true;
+        if (d.given || Object.hasOwn(host.vars, near.name)) entry.overridden = true;
         else entry.defaults.add(JSON.stringify(d.default));
       }
     }
@@ -165,7 +167,12 @@ function misspelt(
 
 /** A required variable the host lacks is a role-vars finding, which names this one already. */
 function reportedMissing(near: Declared, host: InventoryHost): boolean {
-  return near.required && near.default === undefined && !near.given && !(near.name in host.vars);
+  return (
+    near.required &&
+    near.default === undefined &&
+    !near.given &&
+    !Object.hasOwn(host.vars, near.name)
+  );
 }
 
 function finding(m: Misspelt): Finding {
