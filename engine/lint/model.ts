@@ -65,7 +65,12 @@ export function modelPlaybook(
 }
 
 /** Engine errors that a lint rule reports in its own words; the cross-check leaves them. */
-const REPORTED_BY_RULES = new Set(["MODE_NUMERIC", "HANDLER_UNKNOWN"]);
+const REPORTED_BY_RULES = new Set([
+  "MODE_NUMERIC",
+  "HANDLER_UNKNOWN",
+  "TEMPLATE_MISSING",
+  "TEMPLATE_SYNTAX",
+]);
 
 /**
  * Prepares the playbook as a run would. Lint's own build found nothing wrong, so anything the

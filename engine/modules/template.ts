@@ -96,9 +96,11 @@ export const templateModule: ModuleDefinition<
       ...(validate === undefined ? {} : { validate }),
     };
   },
+  // A template is part of the playbook, like its code: one that is missing or does not parse
+  // stops the run before any host is contacted, not halfway through it.
   validateSources(args, baseDir, where) {
-    const file = findTemplate(args.src, baseDir).find((path) => readable(path));
-    if (file) parseTemplate(readFileSync(file, "utf8"), file, where);
+    const file = templateFile(args.src, baseDir, where);
+    parseTemplate(readFileSync(file, "utf8"), file, where);
   },
   label: (args) => `template ${args.dest}`,
   async facts(args, reader, ctx) {
@@ -124,6 +126,11 @@ export function renderTemplateFile(
   vars: Record<string, unknown>,
   where: Where,
 ): string {
+  const file = templateFile(src, baseDir, where);
+  return renderTemplate(readFileSync(file, "utf8"), file, vars, where);
+}
+
+function templateFile(src: string, baseDir: string, where: Where): string {
   const candidates = findTemplate(src, baseDir);
   const file = candidates.find((path) => readable(path));
   if (!file)
@@ -133,7 +140,7 @@ export function renderTemplateFile(
       `template not found: ${candidates.join(" or ")}`,
       where,
     );
-  return renderTemplate(readFileSync(file, "utf8"), file, vars, where);
+  return file;
 }
 
 /**

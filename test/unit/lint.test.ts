@@ -70,6 +70,12 @@ const broken: {
     line: 2,
   },
   {
+    playbook: "template-missing.ts",
+    rule: "template-render",
+    file: "template-missing.ts",
+    line: 7,
+  },
+  {
     playbook: "template-parse.ts",
     rule: "template-parse",
     file: "templates/broken.hcl.hbs",

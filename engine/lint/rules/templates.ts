@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import { bug, OmensError, type Where } from "../../errors.js";
 import type { TaskContext } from "../../dsl/task.js";
-import { renderTemplateFile, RUN_VARYING_HELPERS } from "../../modules/template.js";
+import { renderTemplateFile, RUN_VARYING_HELPERS, templateModule } from "../../modules/template.js";
 import { maskSecrets } from "../../secret.js";
 import type { LintTask } from "../expand.js";
 import { placeKey, type Finding, type Rule } from "../finding.js";
@@ -64,7 +64,9 @@ const rendered = new WeakMap<LintModel, Render[]>();
 function renders(model: LintModel): Render[] {
   let list = rendered.get(model);
   if (!list) {
-    list = [...templateTasks(model)].map(({ item }) => render(item));
+    list = [...templateTasks(model)].map(({ item }) =>
+      mayRun(item) ? render(item) : source(item),
+    );
     rendered.set(model, list);
   }
   return list;
@@ -72,12 +74,7 @@ function renders(model: LintModel): Render[] {
 
 function* templateTasks(model: LintModel) {
   for (const entry of allTasks(model))
-    if (
-      entry.item.task.module === "template" &&
-      entry.item.args !== undefined &&
-      mayRun(entry.item)
-    )
-      yield entry;
+    if (entry.item.task.module === "template" && entry.item.args !== undefined) yield entry;
 }
 
 /**
@@ -92,6 +89,20 @@ function mayRun(item: LintTask): boolean {
     return when(staticContext(item)) !== false;
   } catch {
     return true;
+  }
+}
+
+/**
+ * For a host whose `when` keeps the task from running: the template is not rendered, but a run
+ * still refuses one that is missing or does not parse before it contacts any host.
+ */
+function source(item: LintTask): Render {
+  try {
+    templateModule.validateSources?.(item.args as never, item.baseDir, item.task.where);
+    return { item };
+  } catch (error) {
+    if (!(error instanceof OmensError)) throw error;
+    return { item, error: renderFinding(error, item) };
   }
 }
 
