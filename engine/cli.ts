@@ -10,6 +10,7 @@ import type { EventSink } from "./events.js";
 import { loadInventory, type Inventory } from "./inventory/load.js";
 import { matchHosts } from "./inventory/patterns.js";
 import { jsonRenderer } from "./output/json.js";
+import { withStdoutReserved } from "./output/reserve-stdout.js";
 import { plainRenderer, type Terminal } from "./output/plain.js";
 import { getDrift, type HostDrift } from "./output/report.js";
 import { ttyRenderer } from "./output/tty.js";
@@ -101,7 +102,7 @@ export async function main(
       return EXIT.ok;
     }
     verbosity = options.verbosity;
-    return await play(options, terminal, importPlaybook);
+    return await withStdoutReserved(options.json, () => play(options, terminal, importPlaybook));
   } catch (error) {
     return reportFatal(error, terminal, verbosity);
   }
@@ -542,8 +543,17 @@ function reportFatal(error: unknown, terminal: Terminal, verbosity: number): num
 }
 
 function processTerminal(): Terminal {
+  // A reader that goes away (`omens-play ... | head`) must not stop a run halfway: the run goes
+  // on to its end, and what it would still have printed is dropped.
+  let readerGone = false;
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    readerGone = true;
+  });
   return {
-    out: (line) => process.stdout.write(line + "\n"),
+    out: (line) => {
+      if (!readerGone) process.stdout.write(line + "\n");
+    },
     err: (line) => process.stderr.write(line + "\n"),
     color: process.stdout.isTTY === true && !process.env.NO_COLOR,
     tty: process.stdout.isTTY === true && process.env.OMENS_PLAIN === undefined,

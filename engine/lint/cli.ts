@@ -8,6 +8,7 @@ import { levelOf } from "./format/describe.js";
 import { formatHuman } from "./format/human.js";
 import { formatJson } from "./format/json.js";
 import { formatSarif } from "./format/sarif.js";
+import { withStdoutReserved } from "../output/reserve-stdout.js";
 import { lint, type LintReport } from "./lint.js";
 
 const USAGE = `usage: omens-play lint [PATH...] [options]
@@ -45,7 +46,9 @@ export async function lintMain(
       terminal.out(USAGE);
       return EXIT.ok;
     }
-    const report = await lint({ ...options, ...(importPlaybook ? { importPlaybook } : {}) });
+    const report = await withStdoutReserved(options.format !== "human", () =>
+      lint({ ...options, ...(importPlaybook ? { importPlaybook } : {}) }),
+    );
     for (const warning of report.warnings) terminal.err(`warning: ${warning}`);
     print(report, options, terminal);
     return exitCode(report, options.strict);
