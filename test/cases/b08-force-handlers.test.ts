@@ -45,7 +45,7 @@ describe("B08: handlers notified before a later failure", () => {
     const restarted = hostPath("auth", "/srv/omens-b08/restarted");
     expect((await play()).code).toBe(2);
     expect(existsSync(restarted)).toBe(false);
-    expect(sshRoot("auth", "cat /var/lib/omens/owed-handlers/*")).toBe("restart demo\n");
+    expect(sshRoot("auth", "cat /var/lib/omens/owed-handlers/*")).toBe("auth\trestart demo\n");
 
     const check = await play("--check", "--json");
     // The handler is a command, which check mode reports as skipped rather than run.

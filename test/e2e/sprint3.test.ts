@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashHostTree, rebuildLab, results, sshRoot, type PlayRun } from "../helpers/lab.js";
-import { startPlay, waitUntil } from "../helpers/faults.js";
+import { startPlay } from "../helpers/faults.js";
 import { expectClean, labBeforeSprint3, playJson } from "./roles-lab.js";
 
 // Sprint 3 on a lab converged by sprints 1 and 2. The tests share the lab and run in file
@@ -184,20 +184,23 @@ describe("sprint 3: agents move from join_token to tpm_devid", () => {
     const mainPid = () => sshRoot("ca", "systemctl show -p MainPID --value spire-agent").trim();
     const before = mainPid();
     const live = startPlay([SPRINT3, "-i", inventory, "--json", "--limit", "ca"]);
-    const configWritten = () =>
-      live
-        .stdout()
-        .split("\n")
+    // Ctrl-C as the config task starts, read from the stream rather than polled: the task
+    // finishes, and the restart a few tasks later never starts.
+    const configTask = "agent: /etc/spire/agent/agent.conf attests with tpm_devid";
+    let pending = "";
+    const onData = (chunk: Buffer) => {
+      const lines = (pending + chunk.toString()).split("\n");
+      pending = lines.pop() ?? "";
+      const starts = lines
         .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as { kind: string; task?: string; status?: string })
-        .some(
-          (e) =>
-            e.kind === "task-result" &&
-            e.task === "agent: /etc/spire/agent/agent.conf attests with tpm_devid" &&
-            e.status === "changed",
-        );
-    await waitUntil(configWritten, 300_000, "ca's agent.conf to be written");
-    live.child.kill("SIGINT");
+        .map((l) => JSON.parse(l) as { kind: string; task?: string; host?: string })
+        .some((e) => e.kind === "task-start" && e.task === configTask && e.host === "ca");
+      if (starts) {
+        live.child.kill("SIGINT");
+        live.child.stdout?.off("data", onData);
+      }
+    };
+    live.child.stdout?.on("data", onData);
     const stopped = await live.done;
     expect(stopped.code).toBe(130);
     // Stopped halfway: the config says tpm_devid, the agent still runs on join_token.
