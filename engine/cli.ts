@@ -182,13 +182,25 @@ function parseCli(argv: string[]): CliOptions | "help" {
     listTags: values["list-tags"] ?? false,
     ...optionalList("tags", parseTagList(values.tags)),
     ...optionalList("skipTags", parseTagList(values["skip-tags"])),
-    ...(values["start-at-task"] ? { startAtTask: values["start-at-task"] } : {}),
+    ...optionalValue("startAtTask", "--start-at-task", values["start-at-task"], (v) => v),
     step: values.step ?? false,
-    ...(values["retry-file"] ? { retryFile: resolve(values["retry-file"]) } : {}),
+    ...optionalValue("retryFile", "--retry-file", values["retry-file"], resolve),
     failOnChange: values["fail-on-change"] ?? false,
-    ...(values.report ? { reportFile: resolve(values.report) } : {}),
+    ...optionalValue("reportFile", "--report", values.report, resolve),
     verbosity,
   };
+}
+
+// An option given an empty value is refused rather than read as not given.
+function optionalValue<K extends string>(
+  key: K,
+  option: string,
+  value: string | undefined,
+  read: (value: string) => string,
+): { [key in K]?: string } {
+  if (value === undefined) return {};
+  if (value.trim() === "") throw inputError("usage", "USAGE", `${option} is given an empty value`);
+  return { [key]: read(value) } as { [key in K]?: string };
 }
 
 // An empty limit is refused rather than read as "no limit": it would run on every host.

@@ -44,7 +44,7 @@ export interface LintReport {
  */
 export async function lint(options: LintOptions): Promise<LintReport> {
   usePlaceholderSecrets();
-  const files = options.paths.flatMap(discover);
+  const files = once(options.paths.flatMap(discover));
   const model: LintModel = { inventories: [], playbooks: [], problems: [] };
   for (const file of options.inventories.map((f) => resolve(f))) {
     if (!existsSync(file))
@@ -97,14 +97,34 @@ interface PlaybookFile {
 }
 
 /** A file as given, or the `.ts`/`.mts` files directly inside a folder. */
+// A path that holds no playbook is a usage error: a mistyped folder in CI must not pass green.
 function discover(path: string): PlaybookFile[] {
   const full = resolve(path);
   if (!existsSync(full)) throw inputError("usage", "LINT_PATH", `no such file or folder: ${path}`);
-  if (!statSync(full).isDirectory()) return [{ file: full, fromFolder: false }];
-  return readdirSync(full)
+  if (!statSync(full).isDirectory()) {
+    if (!PLAYBOOK_FILE.test(full))
+      throw inputError(
+        "usage",
+        "LINT_PATH",
+        `${path} is not a playbook: lint reads TypeScript or JavaScript modules (.ts, .mts, .js, .mjs)`,
+      );
+    return [{ file: full, fromFolder: false }];
+  }
+  const files = readdirSync(full)
     .filter((name) => /\.m?ts$/.test(name) && !name.endsWith(".d.ts"))
     .sort()
     .map((name) => ({ file: join(full, name), fromFolder: true }));
+  if (files.length === 0)
+    throw inputError("usage", "LINT_PATH", `no playbook (.ts or .mts file) in the folder ${path}`);
+  return files;
+}
+
+const PLAYBOOK_FILE = /\.m?[tj]s$/;
+
+/** Each file once, as first named: a file given alone and through its folder is one playbook. */
+function once(files: PlaybookFile[]): PlaybookFile[] {
+  const seen = new Set<string>();
+  return files.filter((f) => !seen.has(f.file) && seen.add(f.file));
 }
 
 interface PlaybookToAdd extends PlaybookFile {

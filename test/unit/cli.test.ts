@@ -78,6 +78,19 @@ describe("--limit", () => {
   });
 });
 
+describe("options given an empty value", () => {
+  it.each(["--report", "--retry-file", "--start-at-task"])(
+    "%s '' is a usage error (exit 5), not the option left out",
+    async (option) => {
+      const { run } = localSite(() => failOnBox2("true"));
+      const { code, out, err } = await run(option, "");
+      expect(code).toBe(5);
+      expect(err.join("\n")).toBe(`error: ${option} is given an empty value`);
+      expect(out).toEqual([]);
+    },
+  );
+});
+
 describe("--retry-file", () => {
   it("refuses a folder that does not exist before any host is contacted (exit 5)", async () => {
     const { run } = localSite(() => failOnBox2("true"));

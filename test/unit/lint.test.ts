@@ -726,4 +726,26 @@ describe("omens-play lint: the command line", () => {
     expect(inventory.code).toBe(5);
     expect(inventory.stdout).toContain("inventory not found");
   }, 30_000);
+
+  it("exits 5 on a path that holds no playbook: a folder without one, or another kind of file", async () => {
+    const empty = mkdtempSync(join(tmpdir(), "omens-lint-empty-"));
+    const folder = await cli(empty, "--no-typecheck");
+    expect(folder.code).toBe(5);
+    expect(folder.stdout).toContain(`no playbook (.ts or .mts file) in the folder ${empty}`);
+    const yaml = await cli("inventory/lab.yaml", "--no-typecheck");
+    expect(yaml.code).toBe(5);
+    expect(yaml.stdout).toContain("inventory/lab.yaml is not a playbook");
+  }, 30_000);
+
+  it("counts a playbook named twice, alone and through its folder, once", async () => {
+    const { code, stdout } = await cli(
+      "playbooks/health.ts",
+      "playbooks",
+      "-i",
+      "inventory/lab.yaml",
+      "--no-typecheck",
+    );
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/in 6 playbook\(s\)/);
+  }, 30_000);
 });
