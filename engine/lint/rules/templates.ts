@@ -1,4 +1,5 @@
 import { createRequire } from "node:module";
+import type { ParseError as JsonScanError, ParseOptions } from "jsonc-parser";
 import { bug, OmensError, type Where } from "../../errors.js";
 import type { TaskContext } from "../../dsl/task.js";
 import { renderTemplateFile, RUN_VARYING_HELPERS, templateModule } from "../../modules/template.js";
@@ -225,15 +226,33 @@ function jsonError(text: string): ParseError | undefined {
     return undefined;
   } catch (error) {
     const message = (error as Error).message;
-    const offset = Number(/at position (\d+)/.exec(message)?.[1] ?? text.length);
+    const offset = Number(/at position (\d+)/.exec(message)?.[1] ?? firstErrorOffset(text));
     const before = text.slice(0, offset).split("\n");
     return {
-      message: message.replace(/ in JSON at position \d+.*$/, ""),
+      // Node quotes the text around the fault, newlines and all: one line reads better.
+      message: message.replace(/ in JSON at position \d+.*$/, "").replace(/\s*\n\s*/g, " "),
       line: before.length,
       column: (before.at(-1)?.length ?? 0) + 1,
     };
   }
 }
+
+/**
+ * Where JSON.parse gave up, for the messages that carry no position (node's "Unexpected token
+ * 's', ..."): the first error of a scanner that keeps offsets. The end of the text if none.
+ */
+function firstErrorOffset(text: string): number {
+  // Its CommonJS build loads parts of itself at run time, so it is not compiled in: see hcl.
+  jsonc ??= createRequire(import.meta.url)("jsonc-parser") as JsoncParser;
+  const errors: JsonScanError[] = [];
+  jsonc.parse(text, errors, { disallowComments: true, allowTrailingComma: false });
+  return errors[0]?.offset ?? text.length;
+}
+
+type JsoncParser = {
+  parse(text: string, errors: JsonScanError[], options: ParseOptions): unknown;
+};
+let jsonc: JsoncParser | undefined;
 
 type HclParser = { parse(text: string): string };
 let hcl: HclParser | undefined;
