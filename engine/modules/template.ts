@@ -166,7 +166,7 @@ export function renderTemplate(
   try {
     return compiled(text)(context);
   } catch (error) {
-    throw templateError(error as Error, file, where);
+    throw renderError(error as Error, text, file, where);
   }
 }
 
@@ -182,21 +182,105 @@ function compiled(text: string): HandlebarsTemplateDelegate {
   return render;
 }
 
-function templateError(error: Error, file: string, where: Where) {
+/**
+ * What went wrong while rendering, in the template's terms. Handlebars' strict mode reports a
+ * missing helper as a missing variable, and a path `a.b.c` by its last part only; the template's
+ * syntax tree says which it was and gives the whole path. Other faults (a partial, a helper that
+ * throws) are render errors, not syntax errors.
+ */
+function renderError(error: Error, text: string, file: string, where: Where) {
   const undefinedVar = /^"(.+)" not defined in .* - (\d+):(\d+)$/.exec(error.message);
   if (undefinedVar) {
+    const line = Number(undefinedVar[2]);
+    const column = Number(undefinedVar[3]);
+    const use = pathAt(text, line, column);
+    const name = use?.path ?? (undefinedVar[1] as string);
+    const message = use?.called
+      ? `template helper "${name}" is not defined`
+      : `template variable "${name}" is not defined`;
+    return inputError("template", "TEMPLATE_UNDEFINED", message, {
+      ...where,
+      file,
+      line,
+      column: column + 1,
+    });
+  }
+  if (parsed(text) === undefined) return templateError(error, file, where);
+  const partial = /^The partial (.+) could not be found$/.exec(error.message);
+  const at: Where = { ...where, file };
+  delete at.column;
+  delete at.line;
+  if (partial) {
+    const loc = partialAt(text, partial[1] as string);
+    if (loc) Object.assign(at, loc);
     return inputError(
       "template",
-      "TEMPLATE_UNDEFINED",
-      `template variable "${undefinedVar[1]}" is not defined`,
-      {
-        ...where,
-        file,
-        line: Number(undefinedVar[2]),
-        column: Number(undefinedVar[3]) + 1,
-      },
+      "TEMPLATE_RENDER",
+      `template partial "${partial[1]}" does not exist: templates have no partials; inline the text or use a helper`,
+      at,
     );
   }
+  return inputError("template", "TEMPLATE_RENDER", `template error: ${error.message}`, at);
+}
+
+/** The path expression that starts at line:column (0-based column), and whether it is called. */
+function pathAt(
+  text: string,
+  line: number,
+  column: number,
+): { path: string; called: boolean } | undefined {
+  let found: { path: string; called: boolean } | undefined;
+  const starts = (loc?: hbs.AST.SourceLocation) =>
+    loc?.start.line === line && loc.start.column === column;
+  walk(parsed(text), (node) => {
+    const n = node as {
+      type?: string;
+      path?: { type?: string; original?: string; loc?: hbs.AST.SourceLocation };
+      params?: unknown[];
+      hash?: unknown;
+      original?: string;
+      loc?: hbs.AST.SourceLocation;
+    };
+    if (found) return;
+    const call =
+      n.type === "MustacheStatement" || n.type === "SubExpression" || n.type === "BlockStatement";
+    if (call && n.path?.type === "PathExpression" && starts(n.path.loc)) {
+      const called = (n.params?.length ?? 0) > 0 || n.hash !== undefined;
+      found = { path: n.path.original ?? "", called };
+    } else if (n.type === "PathExpression" && starts(n.loc)) {
+      found = { path: n.original ?? "", called: false };
+    }
+  });
+  return found;
+}
+
+function partialAt(text: string, name: string): { line: number; column: number } | undefined {
+  let found: { line: number; column: number } | undefined;
+  walk(parsed(text), (node) => {
+    const n = node as { type?: string; name?: { original?: string }; loc?: hbs.AST.SourceLocation };
+    if (!found && n.type === "PartialStatement" && n.name?.original === name && n.loc)
+      found = { line: n.loc.start.line, column: n.loc.start.column + 1 };
+  });
+  return found;
+}
+
+function parsed(text: string): unknown {
+  try {
+    return handlebars.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Calls `visit` on every node of a handlebars syntax tree, parents before children. */
+function walk(node: unknown, visit: (node: object) => void): void {
+  if (Array.isArray(node)) return node.forEach((child) => walk(child, visit));
+  if (!node || typeof node !== "object") return;
+  visit(node);
+  for (const [key, value] of Object.entries(node)) if (key !== "loc") walk(value, visit);
+}
+
+function templateError(error: Error, file: string, where: Where) {
   const parse = /^Parse error on line (\d+):/.exec(error.message);
   const line = parse ? Number(parse[1]) : undefined;
   const detail = error.message.split("\n").slice(-1)[0] ?? error.message;

@@ -120,7 +120,10 @@ function render(item: LintTask): Render {
 
 function renderFinding(error: OmensError, item: LintTask): Finding {
   let where: Where = { file: error.where.file, line: error.where.line, column: error.where.column };
-  if (error.code === "TEMPLATE_SYNTAX" && where.line === undefined) {
+  if (
+    (error.code === "TEMPLATE_SYNTAX" || error.code === "TEMPLATE_RENDER") &&
+    where.line === undefined
+  ) {
     const source = templateSource((item.args as { src: string }).src, item.baseDir);
     where = locateHelper(error.message, source) ?? where;
   }

@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { OmensError } from "../../engine/errors.js";
+import { renderTemplate } from "../../engine/modules/template.js";
+
+// A template that fails to render says what in the template's own terms, and where.
+function failure(text: string, vars: Record<string, unknown> = {}) {
+  try {
+    renderTemplate(text, "/srv/t/site.conf.hbs", vars, { host: "auth", task: "site" });
+  } catch (error) {
+    if (!(error instanceof OmensError)) throw error;
+    return {
+      code: error.code,
+      message: error.message,
+      line: error.where.line,
+      column: error.where.column,
+    };
+  }
+  throw new Error("expected the template to fail");
+}
+
+describe("template render errors", () => {
+  it("a missing variable is named by its whole path, at its line and column", () => {
+    expect(failure("a\n\n  {{site.deep.deeper}}\n", { site: "s" })).toEqual({
+      code: "TEMPLATE_UNDEFINED",
+      message: 'template variable "site.deep.deeper" is not defined',
+      line: 3,
+      column: 5,
+    });
+    expect(failure("{{port}}\n")).toMatchObject({
+      message: 'template variable "port" is not defined',
+    });
+  });
+
+  it("a call of a helper that does not exist is a missing helper, not a missing variable", () => {
+    expect(failure("x\n{{shout site}}\n", { site: "s" })).toEqual({
+      code: "TEMPLATE_UNDEFINED",
+      message: 'template helper "shout" is not defined',
+      line: 2,
+      column: 3,
+    });
+    expect(failure("{{#each (pick site)}}{{/each}}\n", { site: "s" })).toMatchObject({
+      message: 'template helper "pick" is not defined',
+      line: 1,
+      column: 10,
+    });
+  });
+
+  it("a partial is a render error at its line, not a syntax error", () => {
+    expect(failure("a\nb\n {{> header}}\n")).toEqual({
+      code: "TEMPLATE_RENDER",
+      message:
+        'template partial "header" does not exist: templates have no partials; inline the text or use a helper',
+      line: 3,
+      column: 2,
+    });
+  });
+
+  it("a helper that throws is a render error; an unclosed block is a syntax error with its line", () => {
+    expect(failure("{{lookup site 3 4 5}}\n", { site: "s" })).toMatchObject({
+      code: "TEMPLATE_RENDER",
+      message: expect.stringMatching(/^template error: /) as unknown as string,
+    });
+    expect(failure("a\n{{#if x}}\nb\n")).toMatchObject({ code: "TEMPLATE_SYNTAX" });
+  });
+});
