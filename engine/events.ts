@@ -65,6 +65,8 @@ export type OmensEvent =
       reason?: string;
       diff?: DiffEntry[];
       error?: string;
+      /** For a failed task: where it is written, `file:line:column`. */
+      at?: string;
       handler?: boolean;
       /** A loop item's label; the loop's own result (after its items) has none. */
       item?: string;

@@ -92,6 +92,7 @@ function renderResult(
     `  ${symbol} ${task.padEnd(52)} ${host.padEnd(8)} ${paint(COLOR[event.status], status)}${reason} (${event.durationMs} ms)`,
   );
   if (event.error) out(indent(event.error, 6));
+  if (event.at && !event.error?.includes(event.at)) out(`      at ${event.at}`);
   if (showDiff && event.diff) event.diff.forEach((d) => out(renderDiff(d, paint)));
 }
 

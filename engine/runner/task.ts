@@ -47,6 +47,12 @@ interface Verdict {
   error?: string;
 }
 
+/** `file:line:column` of a task, for the failures whose message does not say where it is. */
+function placeOf(where: Where): string | undefined {
+  if (!where.file) return undefined;
+  return [where.file, where.line, where.column].filter((part) => part !== undefined).join(":");
+}
+
 const HIDDEN = "output hidden (noLog)";
 const NO_FAILURE: Failure = { kind: "none" };
 
@@ -68,6 +74,7 @@ export async function runTask(
   const context = taskContext(state, task, options, run.failure ?? NO_FAILURE);
   options.sink({ kind: "task-start", play, task: task.name, host, ...flags(run) });
   let delegate: string | undefined;
+  const written = placeOf(task.task.where);
   const report = (verdict: Verdict, item?: string) =>
     options.sink({
       kind: "task-result",
@@ -78,6 +85,7 @@ export async function runTask(
       reason: verdict.reason,
       ...(verdict.diff ? { diff: verdict.diff } : {}),
       ...(verdict.error === undefined ? {} : { error: verdict.error }),
+      ...(verdict.status === "failed" && written ? { at: written } : {}),
       ...(item === undefined ? {} : { item }),
       ...(delegate ? { delegate } : {}),
       ...(task.role ? { role: task.role } : {}),

@@ -78,6 +78,20 @@ describe("--limit", () => {
   });
 });
 
+describe("a failed task", () => {
+  it("says where it is written when its error does not", async () => {
+    const { run } = localSite(() => failOnBox2("true"));
+    const { code, out } = await run();
+    expect(code).toBe(2);
+    const lines = out.join("\n").split("\n");
+    const failed = lines.findIndex((l) => /fail on box2 +box2 +failed/.test(l));
+    expect(lines.slice(failed + 1, failed + 3)).toEqual([
+      "      exit code 1 (general error): true; test box2 != box2",
+      expect.stringMatching(/^ {6}at .*\/test\/unit\/cli\.test\.ts:52:9$/),
+    ]);
+  });
+});
+
 describe("options given an empty value", () => {
   it.each(["--report", "--retry-file", "--start-at-task"])(
     "%s '' is a usage error (exit 5), not the option left out",
