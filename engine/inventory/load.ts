@@ -321,6 +321,7 @@ interface Layer {
 function flatten(data: { all: RawGroup }, file: string, at: (path: string[]) => Where): Inventory {
   const inventory: Inventory = { file, hosts: new Map(), groups: new Map() };
   const hostLayers = new Map<string, HostEntry>();
+  const groupPlaces = new Map<string, Where>();
   const visit = (
     name: string,
     group: RawGroup | null,
@@ -336,6 +337,7 @@ function flatten(data: { all: RawGroup }, file: string, at: (path: string[]) => 
         at(path),
       );
     }
+    if (!groupPlaces.has(name)) groupPlaces.set(name, at(path));
     const layer: Layer = { label: `group ${name}`, settings: group ?? {}, path };
     const chain = [...parents, layer];
     const members = ensureGroup(inventory, name);
@@ -365,10 +367,25 @@ function flatten(data: { all: RawGroup }, file: string, at: (path: string[]) => 
     }
   };
   visit("all", data.all, ["all"], [], []);
+  for (const [name, entry] of hostLayers) refuseGroupNamed(name, entry, groupPlaces.get(name));
   for (const [name, entry] of hostLayers) {
     inventory.hosts.set(name, buildHost(name, entry, dirname(file)));
   }
   return inventory;
+}
+
+// A pattern, a --limit or a play's hosts that names it could mean either, and would silently
+// pick the host.
+function refuseGroupNamed(name: string, host: HostEntry, group: Where | undefined) {
+  if (!group) return;
+  const hostLine = host.where.line === undefined ? "" : ` (line ${host.where.line})`;
+  throw inputError(
+    "inventory",
+    "INVENTORY_NAME_CLASH",
+    `"${name}" is both a host${hostLine} and a group: a pattern naming it could mean either`,
+    group,
+    "rename the host or the group",
+  );
 }
 
 function isGroupReference(group: RawGroup | null): boolean {
