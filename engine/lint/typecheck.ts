@@ -13,7 +13,8 @@ const ENGINE_DIR = dirname(dirname(fileURLToPath(import.meta.url))) + sep;
  */
 export function typecheck(files: string[]): Finding[] {
   if (files.length === 0) return [];
-  const options = compilerOptions(dirname(files[0] as string));
+  const { options, configFile, problems } = compilerOptions(dirname(files[0] as string));
+  if (problems.length > 0) return problems.map((d) => toFinding(d, configFile));
   const program = ts.createProgram({ rootNames: files, options });
   const own = program
     .getSourceFiles()
@@ -27,23 +28,46 @@ export function typecheck(files: string[]): Finding[] {
       ...program.getSemanticDiagnostics(f),
     ]),
   ];
-  return diagnostics.map(toFinding);
+  return diagnostics.map((d) => toFinding(d, configFile));
 }
 
-function compilerOptions(from: string): ts.CompilerOptions {
+interface ConfigRead {
+  options: ts.CompilerOptions;
+  configFile?: string;
+  /** The tsconfig.json does not parse, or holds options TypeScript does not know. */
+  problems: readonly ts.Diagnostic[];
+}
+
+/**
+ * The nearest tsconfig.json's options. Options TypeScript 6 keeps but deprecates (`baseUrl`)
+ * still apply: lint checks the playbooks, not how long their tsconfig will stay valid.
+ */
+function compilerOptions(from: string): ConfigRead {
   const defaults: ts.CompilerOptions = { strict: true, noEmit: true, skipLibCheck: true };
   const configFile = ts.findConfigFile(from, (f) => ts.sys.fileExists(f));
-  if (!configFile) return defaults;
+  if (!configFile) return { options: defaults, problems: [] };
   const read = ts.readConfigFile(configFile, (f) => ts.sys.readFile(f));
+  if (read.error) return { options: defaults, configFile, problems: [read.error] };
   const parsed = ts.parseJsonConfigFileContent(read.config ?? {}, ts.sys, dirname(configFile));
-  return { ...parsed.options, noEmit: true, skipLibCheck: true };
+  // An empty "include" or "files" says nothing about the playbooks lint was given.
+  const problems = parsed.errors.filter((d) => d.code !== NO_INPUTS);
+  const options = {
+    ...parsed.options,
+    ignoreDeprecations: "6.0",
+    noEmit: true,
+    skipLibCheck: true,
+  };
+  return { options, configFile, problems };
 }
 
-function toFinding(diagnostic: ts.Diagnostic): Finding {
+const NO_INPUTS = 18003;
+
+/** A diagnostic with no file of its own is about the compiler options: it is placed at the tsconfig. */
+function toFinding(diagnostic: ts.Diagnostic, configFile?: string): Finding {
   const message = ts.flattenDiagnosticMessageText(diagnostic.messageText, "\n  ");
   const text = `TS${diagnostic.code}: ${message}`;
   if (!diagnostic.file || diagnostic.start === undefined)
-    return { rule: "type-error", message: text, where: {} };
+    return { rule: "type-error", message: text, where: configFile ? { file: configFile } : {} };
   const pos = diagnostic.file.getLineAndCharacterOfPosition(diagnostic.start);
   return {
     rule: "type-error",

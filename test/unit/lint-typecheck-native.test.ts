@@ -113,4 +113,26 @@ describe("omens-play lint: choosing the compiler", () => {
     const types = report.findings.filter((f) => f.rule === "type-error");
     expect(types.map((f) => [f.where.file, f.where.line, f.where.column])).toEqual([[file, 1, 14]]);
   }, 60_000);
+
+  it("does not make a tsconfig option TypeScript 6 deprecates (baseUrl) a finding of its own", async () => {
+    const file = fixture("typecheck/deprecated-options/broken.ts");
+    const report = await lint({ paths: [file], inventories });
+    expect(report.warnings).toEqual([expect.stringMatching(/TS5102/)]);
+    const types = report.findings.filter((f) => f.rule === "type-error");
+    expect(types.map((f) => [f.rule, f.where.file, f.where.line, f.message])).toEqual([
+      ["type-error", file, 1, "TS2322: Type 'number' is not assignable to type 'string'."],
+    ]);
+  }, 60_000);
+
+  it("reports a tsconfig.json that does not parse as a finding at its place", async () => {
+    const config = fixture("typecheck/broken-config/tsconfig.json");
+    const report = await lint({
+      paths: [fixture("typecheck/broken-config/broken.ts")],
+      inventories,
+    });
+    const types = report.findings.filter((f) => f.rule === "type-error");
+    expect(types.map((f) => [f.rule, f.where.file, f.where.line, f.message])).toEqual([
+      ["type-error", config, 5, "TS1005: '}' expected."],
+    ]);
+  }, 60_000);
 });
