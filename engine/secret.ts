@@ -1,6 +1,7 @@
 import { inspect } from "node:util";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { inputError } from "./errors.js";
+import { callerLocation } from "./dsl/task.js";
+import { inputError, OmensError } from "./errors.js";
 import { baoSettingsFromEnv, readKvField } from "./openbao.js";
 
 const MASK = "********";
@@ -28,7 +29,12 @@ export class Secret {
     const value = process.env[name];
     if ((value === undefined || value === "") && placeholders) return placeholder(`env:${name}`);
     if (value === undefined || value === "") {
-      throw inputError("usage", "SECRET_ENV_MISSING", `environment variable ${name} is not set`);
+      throw inputError(
+        "usage",
+        "SECRET_ENV_MISSING",
+        `environment variable ${name} is not set`,
+        callerLocation(),
+      );
     }
     return new Secret(value, `env:${name}`);
   }
@@ -36,6 +42,13 @@ export class Secret {
   /** The secret from a file that only its owner may read (mode 0600 or tighter). */
   static fromFile(path: string): Secret {
     if (placeholders && !existsSync(path)) return placeholder(`file:${path}`);
+    if (!existsSync(path))
+      throw inputError(
+        "usage",
+        "SECRET_FILE_MISSING",
+        `secret file ${path} does not exist`,
+        callerLocation(),
+      );
     const mode = statSync(path).mode & 0o077;
     if (mode !== 0) {
       throw inputError(
@@ -59,9 +72,15 @@ export class Secret {
   static async fromOpenBao(path: string, field: string): Promise<Secret> {
     const label = `openbao:${path}#${field}`;
     if (placeholders && !process.env.BAO_TOKEN) return placeholder(label);
-    const settings = baoSettingsFromEnv();
-    registerSecretValue(settings.token);
-    return new Secret(await readKvField(settings, path, field), label);
+    // Taken now: after the first await the stack no longer leads to the playbook.
+    const where = callerLocation();
+    try {
+      const settings = baoSettingsFromEnv();
+      registerSecretValue(settings.token);
+      return new Secret(await readKvField(settings, path, field), label);
+    } catch (error) {
+      throw error instanceof OmensError ? error.at(where) : error;
+    }
   }
 
   /** The plain value, for rendering into a file or a command's stdin. */

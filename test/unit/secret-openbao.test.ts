@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OmensError } from "../../engine/errors.js";
 import { maskSecrets, Secret } from "../../engine/secret.js";
@@ -80,4 +82,45 @@ describe("Secret.fromOpenBao", () => {
     );
     expect(bao.requests.length).toBe(before);
   });
+
+  it("an error names the playbook line that asked for the secret", async () => {
+    useBao({ BAO_TOKEN: undefined });
+    const error = await failure("secret/omens/db", "password");
+    expect(error.where.file).toBe(fileURLToPath(import.meta.url));
+    expect(error.where.line).toBe(THE_FAILURE_CALL);
+  });
 });
+
+describe("Secret.fromEnv and Secret.fromFile", () => {
+  it("a variable that is not set and a file that does not exist name the line that asked", () => {
+    const asked = (read: () => Secret) => {
+      try {
+        read();
+      } catch (error) {
+        return error as OmensError;
+      }
+      throw new Error("expected the secret to be refused");
+    };
+    const env = asked(() => Secret.fromEnv("OMENS_TEST_NEVER_SET"));
+    expect([env.code, env.message, env.where.file, env.where.line]).toEqual([
+      "SECRET_ENV_MISSING",
+      "environment variable OMENS_TEST_NEVER_SET is not set",
+      fileURLToPath(import.meta.url),
+      callLine('Secret.fromEnv("OMENS_TEST_NEVER_SET")'),
+    ]);
+    const file = asked(() => Secret.fromFile("/nonexistent/omens/token"));
+    expect([file.code, file.message, file.where.line]).toEqual([
+      "SECRET_FILE_MISSING",
+      "secret file /nonexistent/omens/token does not exist",
+      callLine('Secret.fromFile("/nonexistent/omens/token")'),
+    ]);
+  });
+});
+
+/** The line of this file that holds `text`. */
+function callLine(text: string): number {
+  const lines = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n");
+  return lines.findIndex((l) => l.includes(text)) + 1;
+}
+
+const THE_FAILURE_CALL = callLine("await Secret.fromOpenBao(path, field).then(");
