@@ -242,6 +242,8 @@ async function play(
   const plays = options.startAtTask ? startAtTask(prepared, options.startAtTask) : prepared;
   const tagWarnings = unknownTags(playbook, inventory, options);
   if (options.listHosts || options.listTasks || options.listTags) {
+    for (const term of options.limit ? matchHosts(inventory, options.limit).unmatched : [])
+      terminal.err(`warning: --limit: pattern '${term}' matched no hosts`);
     tagWarnings.forEach((message) => terminal.err(`warning: ${message}`));
     return listOnly(plays, options, terminal);
   }

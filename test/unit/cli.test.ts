@@ -68,6 +68,16 @@ describe("usage errors", () => {
   });
 });
 
+describe("--list-hosts", () => {
+  it("warns of a --limit pattern that matches no host, as a run does", async () => {
+    const { run } = localSite(() => failOnBox2("true"));
+    const { code, out, err } = await run("--list-hosts", "--limit", "box1,nomatch");
+    expect(code).toBe(0);
+    expect(out).toEqual(["play all (hosts: all)", "  hosts (1):", "    box1"]);
+    expect(err).toEqual(["warning: --limit: pattern 'nomatch' matched no hosts"]);
+  });
+});
+
 describe("--limit", () => {
   it("refuses an empty or blank pattern as naming no host (exit 5)", async () => {
     for (const limit of ["", "  ", " , "]) {
