@@ -46,7 +46,8 @@ const USAGE = `usage: omens-play PLAYBOOK.ts [options]
       --step             ask before each task: (y)es, (n)o, (c)ontinue without asking
       --list-hosts       print the hosts each play would run on, then stop (connects to none)
       --list-tasks       print each play's tasks and their tags, then stop (connects to none)
-      --list-tags        print the tags the selected tasks use, then stop (connects to none)
+      --list-tags        print the tags the selected tasks use, then stop (connects to none);
+                         with --json, the listings are one JSON document
       --retry-file FILE  where to list failed and unreachable hosts (default PLAYBOOK.retry)
       --fail-on-change   exit 6 when a task changed (with --check: would change) and nothing worse
       --report FILE      at the end, write the recap counts, probe health and changes as JSON
@@ -442,6 +443,7 @@ function unknownTags(playbook: Playbook, inventory: Inventory, options: CliOptio
 
 /** `--list-hosts`, `--list-tasks`, `--list-tags`: built from the playbook alone, no host contacted. */
 function listOnly(plays: PreparedPlay[], options: CliOptions, terminal: Terminal): number {
+  if (options.json) return listJson(plays, options, terminal);
   const allTags = new Set<string>();
   for (const prepared of plays) {
     terminal.out(
@@ -461,6 +463,27 @@ function listOnly(plays: PreparedPlay[], options: CliOptions, terminal: Terminal
     }
   }
   if (options.listTags) terminal.out(`tags: ${[...allTags].sort().join(", ") || "(none)"}`);
+  return EXIT.ok;
+}
+
+/**
+ * The listings as one JSON document: `{"plays": [{"name", "pattern", "hosts"?, "tasks"?}],
+ * "tags"?}`, each part present when its option was given.
+ */
+function listJson(plays: PreparedPlay[], options: CliOptions, terminal: Terminal): number {
+  const allTags = new Set<string>();
+  const listed = plays.map((prepared) => {
+    const tasks = listedTasks(prepared);
+    tasks.forEach((t) => t.tags.forEach((tag) => allTags.add(tag)));
+    return {
+      name: prepared.play.name ?? prepared.play.hosts,
+      pattern: prepared.play.hosts,
+      ...(options.listHosts ? { hosts: prepared.hosts } : {}),
+      ...(options.listTasks ? { tasks } : {}),
+    };
+  });
+  const tags = options.listTags ? { tags: [...allTags].sort() } : {};
+  terminal.out(JSON.stringify({ plays: listed, ...tags }));
   return EXIT.ok;
 }
 

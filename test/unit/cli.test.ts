@@ -78,6 +78,26 @@ describe("--list-hosts", () => {
   });
 });
 
+describe("--list-hosts --list-tasks --list-tags --json", () => {
+  it("prints the listings as one JSON document", async () => {
+    const { run } = localSite(() => failOnBox2("true"));
+    const { code, out } = await run("--list-hosts", "--list-tasks", "--list-tags", "--json");
+    expect(code).toBe(0);
+    expect(out).toHaveLength(1);
+    expect(JSON.parse(out[0] ?? "")).toEqual({
+      plays: [
+        {
+          name: "all",
+          pattern: "all",
+          hosts: ["box1", "box2"],
+          tasks: [{ name: "fail on box2", tags: [] }],
+        },
+      ],
+      tags: [],
+    });
+  });
+});
+
 describe("--limit", () => {
   it("refuses an empty or blank pattern as naming no host (exit 5)", async () => {
     for (const limit of ["", "  ", " , "]) {
