@@ -768,6 +768,16 @@ async function runHandlers(
     const done: string[] = [];
     for (const [index, handler] of owed.entries()) {
       if (state.status === "unreachable") break;
+      // A stop signal lets the running handler finish; the ones after it stay owed.
+      if (options.signal?.aborted) {
+        options.sink({
+          kind: "handlers-pending",
+          host: state.host.name,
+          handlers: owed.slice(index).map((h) => h.name),
+          reason: "run interrupted",
+        });
+        break;
+      }
       // A failed handler fails the host: the ones after it wait, owed, as after a failed task.
       if (state.status === "failed" && !force) {
         options.sink({
@@ -811,7 +821,8 @@ async function replayOwed(state: HostState, handlers: CompiledHandler[], options
   } catch {
     return;
   }
-  const owed = handlers.filter((h) => names.includes(h.name));
+  // A record this run wrote itself (its tasks notified the handler) is not an earlier run's.
+  const owed = handlers.filter((h) => names.includes(h.name) && !state.recorded.has(h.id));
   owed.forEach((h) => {
     state.recorded.add(h.id);
     state.notified.add(h.id);

@@ -1,9 +1,19 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { assert, command, copy, definePlaybook, play, type Playbook } from "../../engine/index.js";
 import { main } from "../../engine/cli.js";
+import { owedDir } from "../../engine/runner/owed.js";
 
 /** A terminal that keeps what the CLI prints, and shows each line of stdout to `onOut`. */
 function recordingTerminal(onOut: (line: string) => void = () => undefined) {
@@ -56,6 +66,11 @@ const failOnBox2 = (before: string) =>
       ],
     }),
   ]);
+
+// The line of failOnBox2's command( call: the line before its task name.
+const failOnBox2Line = readFileSync(fileURLToPath(import.meta.url), "utf8")
+  .split("\n")
+  .findIndex((line) => line.includes('name: "fail on box2"'));
 
 describe("usage errors", () => {
   it("name an unknown option in balanced quotes (exit 5)", async () => {
@@ -117,7 +132,7 @@ describe("a failed task", () => {
     const failed = lines.findIndex((l) => /fail on box2 +box2 +failed/.test(l));
     expect(lines.slice(failed + 1, failed + 3)).toEqual([
       "      exit code 1 (general error): true; test box2 != box2",
-      expect.stringMatching(/^ {6}at .*\/test\/unit\/cli\.test\.ts:52:9$/),
+      `      at ${fileURLToPath(import.meta.url)}:${failOnBox2Line}:9`,
     ]);
   });
 });
@@ -215,6 +230,45 @@ describe("a stop signal during a run", () => {
       expect(process.listenerCount(signal)).toBe(0);
     },
   );
+});
+
+describe("a stop signal during the handlers", () => {
+  it("lets the running handler finish and leaves the ones after it owed", async () => {
+    rmSync(owedDir(), { recursive: true, force: true });
+    const { dir, run, watch } = localSite((dir) =>
+      definePlaybook("site", [
+        play("all", {
+          handlers: {
+            "slow restart": command({ shell: `sleep 2; touch ${join(dir, "restarted")}` }),
+            "after it": command({ shell: `touch ${join(dir, "after")}` }),
+          },
+          tasks: (vars, { handlers }) =>
+            vars.inventoryHostname === "box1"
+              ? [
+                  copy({
+                    name: "config",
+                    dest: join(dir, "box1.conf"),
+                    content: "v=1\n",
+                    notify: [handlers["slow restart"], handlers["after it"]],
+                  }),
+                ]
+              : [],
+        }),
+      ]),
+    );
+    // Half a second into the slow handler, which starts as soon as the config task ends.
+    watch.onOut = (line) => {
+      if (/config +box1 +changed/.test(line)) setTimeout(() => process.emit("SIGINT"), 500);
+    };
+    const { code, out } = await run();
+    expect(code).toBe(130);
+    expect(existsSync(join(dir, "restarted"))).toBe(true);
+    expect(existsSync(join(dir, "after"))).toBe(false);
+    expect(out.join("\n")).toContain("box1: notified, not run: after it (run interrupted)");
+    const records = readdirSync(owedDir()).map((f) => readFileSync(join(owedDir(), f), "utf8"));
+    expect(records).toEqual(["box1\tafter it\n"]);
+    rmSync(owedDir(), { recursive: true, force: true });
+  });
 });
 
 describe("--check --report", () => {

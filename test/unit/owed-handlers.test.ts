@@ -69,4 +69,14 @@ describe("owed handlers on hosts that share a machine", () => {
     const third = await run();
     expect([third.code, third.ran("mark")]).toEqual([0, []]);
   });
+
+  it("a handler notified and run in the same run is not reported as an earlier run's", async () => {
+    const { dir, run } = site();
+    writeFileSync(join(dir, "pass"), "");
+    const only = await run();
+    expect(only.code).toBe(0);
+    expect(only.ran("mark")).toEqual(["box1:changed"]);
+    expect(only.events.filter((e) => e.kind === "warning")).toEqual([]);
+    expect(existsSync(owedDir())).toBe(false);
+  });
 });
