@@ -192,6 +192,18 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
   const probeUser = text(vars.spireWorkloadProbeUser, "root");
   const alias = `spiffe://${agent.trustDomain}/host/${host}`;
   const selector = `tpm_devid:subject:cn:${cn}`;
+  /** Asks the server, as JSON, for the agents attested with this host's DevID. */
+  const listDevidAgents = [
+    "spire-server",
+    "agent",
+    "list",
+    "-socketPath",
+    agent.spireServerSocket,
+    "-selector",
+    selector,
+    "-output",
+    "json",
+  ];
   // The role's own views: a sprint 1 or 2 re-run with spireAgentAttestor: tpm_devid writes
   // exactly these files again.
   const devid = { ...agent, spireAgentAttestor: "tpm_devid" } as const;
@@ -275,17 +287,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
     withOptions(agentHealth(agent), { name: "gate: agent healthy" }),
     command({
       name: `gate: the server lists a tpm_devid agent for ${cn}`,
-      argv: [
-        "spire-server",
-        "agent",
-        "list",
-        "-socketPath",
-        agent.spireServerSocket,
-        "-selector",
-        selector,
-        "-output",
-        "json",
-      ],
+      argv: listDevidAgents,
       delegateTo: server,
       retries: 15,
       delay: 2,
@@ -345,17 +347,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
     }),
     command({
       name: `server: does it list a tpm_devid agent for ${cn}`,
-      argv: [
-        "spire-server",
-        "agent",
-        "list",
-        "-socketPath",
-        agent.spireServerSocket,
-        "-selector",
-        selector,
-        "-output",
-        "json",
-      ],
+      argv: listDevidAgents,
       delegateTo: server,
       register: "serverListsDevid",
       checkMode: false,
