@@ -425,7 +425,7 @@ function unknownTags(playbook: Playbook, inventory: Inventory, options: CliOptio
     for (const host of inventory.hosts.values()) {
       let compiled: CompiledHost;
       try {
-        compiled = compileHost(play, host, options.playbook);
+        compiled = compileHost(play, host, options.playbook, undefined, inventory.hosts);
       } catch {
         continue;
       }

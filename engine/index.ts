@@ -3,6 +3,7 @@ export {
   definePlaybook,
   play,
   type Play,
+  type PlayContext,
   type Playbook,
   type PlaySpec,
   type SerialStep,

@@ -11,6 +11,7 @@ import {
   systemd,
   template,
   x509,
+  type PlayContext,
   type Task,
   type TaskContext,
   type Step,
@@ -58,6 +59,8 @@ const roleTemplate = (role: string, name: string) =>
   fileURLToPath(new URL(`../roles/${role}/templates/${name}`, import.meta.url));
 
 type ServerVars = (typeof SpireServerVars)["static"];
+/** Reads another inventory host's variables (the server's, from an agent host's play). */
+type Peers = Pick<PlayContext<string>, "hostVars">;
 
 const text = (v: unknown, fallback = "") => (typeof v === "string" ? v : fallback);
 const days = (vars: Record<string, unknown>) =>
@@ -88,11 +91,12 @@ function serverLists(server: string, socket: string, prefix: string): Task[] {
 
 /**
  * server.conf with the attestors the live state calls for: join_token stays while any listed
- * agent still depends on it. Written on the server host, validated, restarted once, gated.
+ * agent still depends on it. Written on the server host from that host's own variables,
+ * validated, restarted once, gated.
  */
-function serverAttestors(vars: Record<string, unknown>, prefix: string): Task[] {
-  const server = roleVars(SpireServerVars, vars);
+function serverAttestors(vars: Record<string, unknown>, peers: Peers, prefix: string): Task[] {
   const host = text(vars.spireServerHost, "spire");
+  const server = roleVars(SpireServerVars, peers.hostVars(host));
   const done = (ctx: TaskContext) =>
     registeredMigrationState(ctx, `${prefix}Agents`, `${prefix}Entries`)?.allMigrated === true;
   const conf = (attestors: ServerVars["spireNodeAttestors"]) =>
@@ -364,7 +368,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
 }
 
 /** Once every agent the server lists has moved: evict the old agents, drop join_token. */
-function retireJoinToken(vars: Record<string, unknown>): Task[] {
+function retireJoinToken(vars: Record<string, unknown>, peers: Peers): Task[] {
   const agent = roleVars(SpireAgentVars, vars);
   return [
     ...serverLists(agent.spireServerHost, agent.spireServerSocket, "evict"),
@@ -387,14 +391,14 @@ function retireJoinToken(vars: Record<string, unknown>): Task[] {
       },
       changedWhen: () => true,
     }),
-    ...serverAttestors(vars, "final"),
+    ...serverAttestors(vars, peers, "final"),
   ];
 }
 
 export default definePlaybook("Sprint 3: agents move to tpm_devid", [
   play(AGENT_HOSTS, {
     name: "SPIRE server accepts tpm_devid",
-    tasks: (vars) => serverAttestors(vars, "initial"),
+    tasks: (vars, peers) => serverAttestors(vars, peers, "initial"),
   }),
   play(AGENT_HOSTS, {
     name: "SPIRE agents move to tpm_devid, one at a time",
@@ -405,6 +409,6 @@ export default definePlaybook("Sprint 3: agents move to tpm_devid", [
   }),
   play(AGENT_HOSTS, {
     name: "join_token retired once every agent has moved",
-    tasks: (vars) => retireJoinToken(vars),
+    tasks: (vars, peers) => retireJoinToken(vars, peers),
   }),
 ]);

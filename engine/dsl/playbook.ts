@@ -11,6 +11,18 @@ export type SerialStep = number | `${number}%`;
 export interface PlayContext<H extends string> {
   handlers: Record<H, HandlerRef>;
   host: string;
+  /**
+   * Another inventory host's variables as its own tasks in this play see them (inventory,
+   * then play vars), like Ansible's `hostvars`. A name the inventory lacks fails the play's
+   * build for this host.
+   *
+   * @example
+   * tasks: (vars, { hostVars }) => {
+   *   const server = hostVars(String(vars.spireServerHost));
+   *   return [template({ src: "server.conf.hbs", dest: "/etc/spire/server/server.conf", vars: server, delegateTo: String(vars.spireServerHost) })];
+   * }
+   */
+  hostVars(name: string): Record<string, unknown>;
 }
 
 /** A play: which hosts, which roles and tasks, and how to roll out across them. */

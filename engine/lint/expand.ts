@@ -6,6 +6,8 @@ import type { InventoryHost } from "../inventory/load.js";
 import { getModule } from "../modules/index.js";
 import {
   compileHost,
+  playContext,
+  playHostVars,
   mergeRoleVars,
   roleVarProblems,
   type CompiledHost,
@@ -58,12 +60,13 @@ export function expandHost(
   host: InventoryHost,
   playbookFile: string,
   problems: Finding[],
+  peers: ReadonlyMap<string, InventoryHost>,
 ): HostPlan {
   let compiled: CompiledHost;
   try {
-    compiled = compileHost(play, host, playbookFile);
+    compiled = compileHost(play, host, playbookFile, undefined, peers);
   } catch {
-    return expandLeniently(play, host, playbookFile, problems);
+    return expandLeniently(play, host, playbookFile, problems, peers);
   }
   return fromCompiled(host, compiled);
 }
@@ -98,13 +101,9 @@ export function expandLeniently(
   host: InventoryHost,
   playbookFile: string,
   problems: Finding[],
+  peers: ReadonlyMap<string, InventoryHost>,
 ): HostPlan {
-  const hostVars = {
-    ...host.vars,
-    ...play.vars,
-    inventoryHostname: host.name,
-    groupNames: host.groups,
-  };
+  const hostVars = playHostVars(play, host);
   const plan: HostPlan = { host, tasks: [], handlers: [] };
   for (const use of play.roles ?? []) expandRole(use, { play, host, hostVars, plan, problems });
   const playDir = dirname(playbookFile);
@@ -113,7 +112,7 @@ export function expandLeniently(
     typeof play.tasks === "function"
       ? build(
           () =>
-            stepList((play.tasks as PlayTasksFn)(hostVars, { handlers: refs, host: host.name })),
+            stepList((play.tasks as PlayTasksFn)(hostVars, playContext(play, host, refs, peers))),
           {
             where: play.where,
             host: host.name,

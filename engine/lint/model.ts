@@ -107,7 +107,7 @@ function modelPlay(
     return undefined;
   }
   const hosts = match.hosts.map((name) =>
-    expandHost(play, inventory.hosts.get(name) as InventoryHost, file, problems),
+    expandHost(play, inventory.hosts.get(name) as InventoryHost, file, problems, inventory.hosts),
   );
   for (const plan of hosts) problems.push(...unknownDelegates(play, plan, inventory, file));
   return { play, index, inventory, hosts, unmatched: match.unmatched };
@@ -127,7 +127,7 @@ function unknownDelegates(
     const target = task.options.delegateTo;
     if (typeof target !== "string" || inventory.hosts.has(target)) return [];
     const title = `task "${task.options.name ?? label}"`;
-    const sources = delegateSources(play, plan.host, file, task);
+    const sources = delegateSources(play, plan.host, file, task, inventory.hosts);
     const [first] = sources;
     if (!first)
       return [

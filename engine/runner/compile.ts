@@ -8,7 +8,7 @@ import { getModule } from "../modules/index.js";
 import { hasDeferred } from "../dsl/deferred.js";
 import { hiddenLabel, maskArgumentValues } from "./no-log.js";
 import type { AnyModule } from "../modules/types.js";
-import type { Play } from "../dsl/playbook.js";
+import type { Play, PlayContext } from "../dsl/playbook.js";
 import type { RoleUse } from "../dsl/role.js";
 import type { Block, Step } from "../dsl/block.js";
 import type { HandlerRef, LoopSpec, Task, TaskContext } from "../dsl/task.js";
@@ -133,13 +133,9 @@ export function compileHost(
   host: InventoryHost,
   playbookFile: string,
   select: TagSelector = () => true,
+  peers: ReadonlyMap<string, InventoryHost> = new Map(),
 ): CompiledHost {
-  const hostVars = {
-    ...host.vars,
-    ...play.vars,
-    inventoryHostname: host.name,
-    groupNames: host.groups,
-  };
+  const hostVars = playHostVars(play, host);
   const b: Builder = {
     host: host.name,
     handlers: [],
@@ -172,10 +168,10 @@ export function compileHost(
     typeof play.tasks === "function"
       ? guard(
           () =>
-            (play.tasks as Exclude<Play["tasks"], Step[] | undefined>)(hostVars, {
-              handlers: playHandlers,
-              host: host.name,
-            }),
+            (play.tasks as Exclude<Play["tasks"], Step[] | undefined>)(
+              hostVars,
+              playContext(play, host, playHandlers, peers),
+            ),
           play.where,
           host.name,
         )
@@ -185,6 +181,33 @@ export function compileHost(
     task.notify = refs.map((ref) => resolveHandler(ref, b.handlers, task, host.name));
   const tasks = b.program.flatMap((e) => (e.kind === "task" ? [e.task] : []));
   return { tasks, handlers: b.handlers, program: b.program, blocks: b.blocks };
+}
+
+/** What a play's tasks see of a host: its inventory variables, the play's vars, its name and groups. */
+export function playHostVars(play: Play, host: InventoryHost): Record<string, unknown> {
+  return { ...host.vars, ...play.vars, inventoryHostname: host.name, groupNames: host.groups };
+}
+
+/** The context a play's `tasks` function gets on `host`; `peers` are the inventory's hosts. */
+export function playContext<H extends string>(
+  play: Play,
+  host: InventoryHost,
+  handlers: Record<H, HandlerRef>,
+  peers: ReadonlyMap<string, InventoryHost>,
+): PlayContext<H> {
+  const hostVars = (name: string) => {
+    const peer = name === host.name ? host : peers.get(name);
+    if (peer) return playHostVars(play, peer);
+    const near = nearNames(name, peers.keys());
+    throw inputError(
+      "playbook",
+      "UNKNOWN_HOST",
+      `hostVars(${JSON.stringify(name)}): the inventory has no host "${name}"`,
+      undefined,
+      near.length > 0 ? `did you mean ${near.map((n) => `"${n}"`).join(" or ")}?` : undefined,
+    );
+  };
+  return { handlers, host: host.name, hostVars };
 }
 
 function guard<T>(build: () => T, where: Where, host: string): T {
@@ -515,6 +538,7 @@ export function delegateSources(
   host: InventoryHost,
   playbookFile: string,
   task: Task,
+  peers: ReadonlyMap<string, InventoryHost>,
 ): { name: string; label: string; where: Where }[] {
   const target = task.options.delegateTo;
   if (typeof target !== "string") return [];
@@ -528,7 +552,8 @@ export function delegateSources(
     .flatMap((name) => {
       let again: CompiledHost;
       try {
-        again = compileHost(play, { ...host, vars: { ...host.vars, [name]: moved } }, playbookFile);
+        const movedHost = { ...host, vars: { ...host.vars, [name]: moved } };
+        again = compileHost(play, movedHost, playbookFile, undefined, peers);
       } catch {
         return [];
       }

@@ -170,7 +170,7 @@ export function preparePlaybook(
     const compiled = new Map(
       hosts.map((h) => [
         h,
-        compileHost(play, inventory.hosts.get(h) as InventoryHost, file, select),
+        compileHost(play, inventory.hosts.get(h) as InventoryHost, file, select, inventory.hosts),
       ]),
     );
     compiled.forEach((c, h) =>
@@ -194,7 +194,7 @@ function checkDelegates(
   for (const task of compiledTasks(compiled)) {
     const to = task.task.options.delegateTo;
     if (typeof to !== "string" || inventory.hosts.has(to)) continue;
-    const from = delegateSources(play, host, file, task.task)
+    const from = delegateSources(play, host, file, task.task, inventory.hosts)
       .map((s) => `"${s.name}", set in ${s.label}`)
       .join("; ");
     throw inputError(

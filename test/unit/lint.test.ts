@@ -601,6 +601,7 @@ describe("omens-play lint: clean input", () => {
     for (const [file, inv] of [
       [fixture("clean.ts"), inventory],
       [join(root, "playbooks/sprint1-foundation.ts"), join(root, "inventory/lab.yaml")],
+      [join(root, "playbooks/sprint3-migrate.ts"), join(root, "inventory/lab.yaml")],
     ] as const) {
       const playbook = await loadPlaybook(file);
       const loaded = loadInventory(inv);
@@ -608,8 +609,8 @@ describe("omens-play lint: clean input", () => {
         for (const name of matchHosts(loaded, play.hosts).hosts) {
           const host = loaded.hosts.get(name)!;
           const problems: Finding[] = [];
-          const plan = expandLeniently(play, host, file, problems);
-          const compiled = compileHost(play, host, file);
+          const plan = expandLeniently(play, host, file, problems, loaded.hosts);
+          const compiled = compileHost(play, host, file, undefined, loaded.hosts);
           expect(problems).toEqual([]);
           const shape = (t: { task: { where: unknown }; vars: unknown; baseDir: string }) => [
             t.task.where,
