@@ -5,6 +5,7 @@ import { displayPath } from "./format/display-path.js";
 import { shortSource } from "./role-vars.js";
 import { matchHosts } from "../inventory/patterns.js";
 import { preparePlaybook } from "../runner/run.js";
+import { checkRollout, ROLLOUT_CODES } from "../runner/batches.js";
 import type { Play, Playbook } from "../dsl/playbook.js";
 import { expandHost, type HostPlan, type LintTask } from "./expand.js";
 import { taskFinding, type Finding } from "./finding.js";
@@ -53,6 +54,7 @@ export function modelPlaybook(
   problems: Finding[],
 ): PlaybookModel {
   const runs: PlayRun[] = [];
+  for (const play of playbook.plays) rolloutProblem(play, problems);
   for (const inventory of inventories) {
     const before = problems.length;
     playbook.plays.forEach((play, index) => {
@@ -70,7 +72,18 @@ const REPORTED_BY_RULES = new Set([
   "HANDLER_UNKNOWN",
   "TEMPLATE_MISSING",
   "TEMPLATE_SYNTAX",
+  ...ROLLOUT_CODES,
 ]);
+
+/** A play's `serial` or `maxFailPercentage` that a run refuses, once per playbook. */
+function rolloutProblem(play: Play, problems: Finding[]) {
+  try {
+    checkRollout(play);
+  } catch (error) {
+    const err = toOmensError(error, { code: "SERIAL_INVALID", family: "playbook" });
+    problems.push({ rule: "task-invalid", message: err.message, where: play.where, play });
+  }
+}
 
 /**
  * Prepares the playbook as a run would. Lint's own build found nothing wrong, so anything the

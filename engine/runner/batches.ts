@@ -1,5 +1,24 @@
 import { inputError, type Where } from "../errors.js";
-import type { SerialStep } from "../dsl/playbook.js";
+import type { Play, SerialStep } from "../dsl/playbook.js";
+
+/** The error codes {@link checkRollout} refuses a play with. */
+export const ROLLOUT_CODES = ["SERIAL_EMPTY", "SERIAL_INVALID", "MAX_FAIL_INVALID"] as const;
+
+/**
+ * Refuses a play whose rollout settings cannot work, when the playbook is prepared: a bad
+ * `serial` found only when its play starts would stop a run after earlier plays changed hosts.
+ */
+export function checkRollout(play: Pick<Play, "serial" | "maxFailPercentage" | "where">): void {
+  serialBatches(["a host"], play.serial, play.where);
+  const max = play.maxFailPercentage;
+  if (max !== undefined && !(typeof max === "number" && max >= 0 && max <= 100))
+    throw inputError(
+      "playbook",
+      "MAX_FAIL_INVALID",
+      `maxFailPercentage: ${JSON.stringify(max)} is not a number from 0 to 100`,
+      play.where,
+    );
+}
 
 /**
  * Splits hosts into rollout batches. A list of steps is used in order and its last step

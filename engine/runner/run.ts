@@ -21,7 +21,7 @@ import { matchHosts } from "../inventory/patterns.js";
 import type { Connection } from "../connection/types.js";
 import type { Play, Playbook } from "../dsl/playbook.js";
 import type { Failure, Task, TaskResult } from "../dsl/task.js";
-import { serialBatches } from "./batches.js";
+import { checkRollout, serialBatches } from "./batches.js";
 import {
   compileHost,
   compiledTasks,
@@ -165,6 +165,7 @@ export function preparePlaybook(
   const { limit, select } = typeof selection === "string" ? { limit: selection } : selection;
   const limited = limit ? new Set(matchHosts(inventory, limit).hosts) : undefined;
   return playbook.plays.map((play) => {
+    checkRollout(play);
     const match = matchHosts(inventory, play.hosts);
     const hosts = match.hosts.filter((h) => !limited || limited.has(h));
     const compiled = new Map(

@@ -34,14 +34,18 @@ function serialProblem(run: PlayRun): Finding | undefined {
       play.serial,
       play.where,
     );
-  } catch (error) {
-    return finding(`but its serial is invalid: ${(error as Error).message}`);
+  } catch {
+    return undefined; // reported as task-invalid: a run refuses the play
   }
   if (batches.length < 2)
     return finding(`but serial ${JSON.stringify(play.serial)} puts all ${n} hosts in one batch`);
   if (play.maxFailPercentage === undefined && !play.anyErrorsFatal)
     return finding(
       "but sets neither maxFailPercentage nor anyErrorsFatal: later batches still run after a batch fails",
+    );
+  if (!play.anyErrorsFatal && (play.maxFailPercentage ?? 0) >= 100)
+    return finding(
+      `but its maxFailPercentage ${play.maxFailPercentage} never stops the rollout: no batch can fail more than 100%`,
     );
   return undefined;
 }
