@@ -18,6 +18,13 @@ export interface PatternMatch {
  */
 export function matchHosts(inventory: Inventory, pattern: string): PatternMatch {
   const written = splitTerms(pattern);
+  const bareSign = written.find((t) => t === "!" || t === "&");
+  if (bareSign)
+    throw inputError(
+      "usage",
+      "PATTERN_EMPTY_TERM",
+      `host pattern '${pattern}': '${bareSign}' names no host or group (an unset shell variable?); '!' alone would select every host`,
+    );
   const terms = written.flatMap(expandFileTerm);
   const unmatched: string[] = [];
   // Decided on the terms as written: `@file` is a union even when the file lists no host.

@@ -249,6 +249,13 @@ describe("host patterns", () => {
     expect(matchHosts(inv, `!@${file}`).hosts).toEqual(["api1", "api2", "wk1", "wk2"]);
   });
 
+  it("refuses a '!' or '&' with no name after it, which would otherwise select every host", () => {
+    for (const pattern of ["!", "&", "worker:!", "!,api1"])
+      expect(() => matchHosts(inv, pattern)).toThrow(
+        `host pattern '${pattern}': '${pattern.includes("&") ? "&" : "!"}' names no host or group (an unset shell variable?); '!' alone would select every host`,
+      );
+  });
+
   it("reports terms that matched nothing", () => {
     expect(matchHosts(inv, "nosuch")).toEqual({ hosts: [], unmatched: ["nosuch"] });
   });
