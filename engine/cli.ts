@@ -579,19 +579,28 @@ function reportFatal(error: unknown, terminal: Terminal, verbosity: number): num
   return err.family === "bug" ? EXIT.bug : EXIT.input;
 }
 
-function processTerminal(): Terminal {
-  // A reader that goes away (`omens-play ... | head`) must not stop a run halfway: the run goes
-  // on to its end, and what it would still have printed is dropped.
+/**
+ * Writes to a stream until its reader goes away (`omens-play ... | head`, or `2>&1 | head`):
+ * that must not stop a run halfway, so the run goes on to its end and what it would still
+ * have printed there is dropped.
+ */
+function writerUntilEpipe(stream: NodeJS.WriteStream): (text: string) => void {
   let readerGone = false;
-  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
     if (error.code !== "EPIPE") throw error;
     readerGone = true;
   });
+  return (text) => {
+    if (!readerGone) stream.write(text);
+  };
+}
+
+function processTerminal(): Terminal {
+  const out = writerUntilEpipe(process.stdout);
+  const err = writerUntilEpipe(process.stderr);
   return {
-    out: (line) => {
-      if (!readerGone) process.stdout.write(line + "\n");
-    },
-    err: (line) => process.stderr.write(line + "\n"),
+    out: (line) => out(line + "\n"),
+    err: (line) => err(line + "\n"),
     color: process.stdout.isTTY === true && !process.env.NO_COLOR,
     tty: process.stdout.isTTY === true && process.env.OMENS_PLAIN === undefined,
     ...(process.stdin.isTTY === true ? { ask } : {}),

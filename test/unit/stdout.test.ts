@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
@@ -44,5 +44,18 @@ describe("a stdout that carries JSON", () => {
     expect(piped.stdout.trim(), piped.stderr).toBe("0");
     expect(piped.stderr).not.toMatch(/EPIPE|Unhandled/);
     expect(existsSync(join(dir, "note.txt"))).toBe(true);
+  });
+
+  it("a reader of stdout and stderr that closes early does not stop the run either", () => {
+    const dir = mkdtempSync(join(tmpdir(), "omens-notes-"));
+    const notes = join(ROOT, "test/fixtures/runner/two-notes.ts");
+    const cli = [process.execPath, join(ROOT, "bin/omens-play.js"), notes, "-i", inventory];
+    const piped = spawnSync(
+      "bash",
+      ["-c", `"$@" 2>&1 | head -c 1 >/dev/null; echo "\${PIPESTATUS[0]}"`, "bash", ...cli],
+      { cwd: ROOT, env: { ...process.env, OMENS_NOTES_DIR: dir }, encoding: "utf8" },
+    );
+    expect(piped.stdout.trim(), piped.stderr).toBe("0");
+    expect(readFileSync(join(dir, "two.txt"), "utf8")).toBe("two\n");
   });
 });
