@@ -40,6 +40,29 @@ export async function typecheckNative(
   if (configDirUser) return unusable(`${configDirUser} uses \${configDir}`);
   const scratch = scratchDir(dirname(configFile));
   if (!scratch) return unusable(`no node_modules folder above ${dirname(configFile)}`);
+  const check = (some: string[]) => checkOnce(exe, scratch, configFile, some);
+  const first = await check(files);
+  if (first.kind !== "checked") return first;
+  // tsc leaves out every type error of a program that has a syntax error: the files without
+  // one are checked again on their own, so one broken playbook does not hide the others'.
+  const broken = new Set(first.findings.filter(isSyntaxFinding).map((f) => f.where.file));
+  const rest = files.filter((f) => !broken.has(resolve(f)));
+  if (broken.size === 0 || rest.length === 0) return first;
+  const second = await check(rest);
+  if (second.kind !== "checked") return first;
+  const seen = new Set(first.findings.map(findingKey));
+  return {
+    kind: "checked",
+    findings: [...first.findings, ...second.findings.filter((f) => !seen.has(findingKey(f)))],
+  };
+}
+
+async function checkOnce(
+  exe: string,
+  scratch: string,
+  configFile: string,
+  files: string[],
+): Promise<NativeResult> {
   const project = writeProject(scratch, configFile, files);
   try {
     const run = await runCompiler(exe, project, dirname(configFile));
@@ -48,6 +71,11 @@ export async function typecheckNative(
     rmSync(project, { force: true });
   }
 }
+
+/** TS1xxx: the parser's errors (and a few grammar checks), after which tsc checks no types. */
+const isSyntaxFinding = (f: Finding) => /^TS1\d{3}:/.test(f.message);
+const findingKey = (f: Finding) =>
+  `${f.where.file ?? ""}:${f.where.line ?? ""}:${f.where.column ?? ""}:${f.message}`;
 
 function unusable(why: string): Unusable {
   return { kind: "unusable", why };

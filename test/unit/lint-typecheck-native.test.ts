@@ -1,4 +1,4 @@
-import { readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Finding } from "../../engine/lint/finding.js";
@@ -59,6 +59,26 @@ describe("omens-play lint: the native TypeScript compiler", () => {
       ["type-error", fixture("type-error.ts"), 4, 7],
     ]);
     expect(found[0]?.message).toBe("TS2322: Type 'number' is not assignable to type 'string'.");
+  }, 60_000);
+
+  it("a syntax error in one playbook does not hide the type errors of the others", async () => {
+    // Written at run time: a file that does not parse would fail the project's own format and
+    // code checks. The folder is under typecheck/, which the project's tsconfig leaves out.
+    const dir = mkdtempSync(join(fixture("typecheck"), "syntax-"));
+    try {
+      const typed = join(dir, "typed.ts");
+      const broken = join(dir, "broken.ts");
+      writeFileSync(typed, 'export const port: number = "8081";\n');
+      writeFileSync(broken, "export const conf = { port: 8081;\n");
+      // Each file with its error codes (the unclosed brace gives two TS1005 errors).
+      const places = (found: Finding[]) =>
+        [...new Set(found.map((f) => `${f.where.file ?? ""} ${f.message.slice(0, 6)}`))].sort();
+      const expected = [`${broken} TS1005`, `${typed} TS2322`];
+      expect(places(await nativeFindings([broken, typed]))).toEqual(expected);
+      expect(places(typecheck([broken, typed]))).toEqual(expected);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it("is unusable with compiler options that TypeScript 7 dropped", async () => {
