@@ -9,6 +9,7 @@ import { describeError, inputError, OmensError, toOmensError } from "./errors.js
 import type { EventSink } from "./events.js";
 import { loadInventory, type Inventory } from "./inventory/load.js";
 import { matchHosts } from "./inventory/patterns.js";
+import { nearNames } from "./near-names.js";
 import { jsonRenderer } from "./output/json.js";
 import { withStdoutReserved } from "./output/reserve-stdout.js";
 import { plainRenderer, type Terminal } from "./output/plain.js";
@@ -116,16 +117,27 @@ function parseUsage<T extends ParseArgsConfig>(config: T) {
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))
-      throw inputError("usage", "USAGE", `${usageProblem(error as Error)}\n${USAGE}`);
+      throw inputError(
+        "usage",
+        "USAGE",
+        `${usageProblem(error as Error, Object.keys(config.options ?? {}))}\n${USAGE}`,
+      );
     throw error;
   }
 }
 
 // node's text for an unknown option ends in an unbalanced quote (as in '-- "--chek'), so that
 // one is said here; node's other parse errors read well as they are.
-function usageProblem(error: Error): string {
+function usageProblem(error: Error, known: string[]): string {
   const option = /^Unknown option '(.+?)'\./.exec(error.message)?.[1];
   if (option === undefined) return error.message;
+  const near = option.startsWith("--")
+    ? nearNames(
+        option,
+        known.map((name) => `--${name}`),
+      )
+    : [];
+  if (near.length > 0) return `Unknown option '${option}'. Did you mean ${near.join(" or ")}?`;
   return `Unknown option '${option}'. A playbook file whose name starts with '-' goes after '--', as in: -- ${option}`;
 }
 
@@ -348,6 +360,18 @@ export async function loadPlaybook(
 ): Promise<Playbook> {
   if (!existsSync(file))
     throw inputError("usage", "PLAYBOOK_MISSING", `playbook not found: ${file}`, { file });
+  if (statSync(file).isDirectory())
+    throw inputError(
+      "usage",
+      "PLAYBOOK_IS_FOLDER",
+      `${file} is a folder: give one playbook file (omens-play lint takes folders)`,
+    );
+  if (!/\.m?[tj]s$/.test(file))
+    throw inputError(
+      "usage",
+      "PLAYBOOK_KIND",
+      `${file} is not a playbook: omens-play runs TypeScript or JavaScript modules (.ts, .mts, .js, .mjs) whose default export is definePlaybook(...)`,
+    );
   let module: { default?: unknown };
   try {
     module = await importPlaybook(file);

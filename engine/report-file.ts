@@ -24,7 +24,7 @@ export interface RunReportFile {
   changes: ChangeRow[];
 }
 
-/** Refuses a report path whose folder does not exist, before any host is contacted. */
+/** Refuses a report path whose folder does not exist, or that is a folder, before any host is contacted. */
 export function validateReportPath(file: string): void {
   const dir = dirname(file);
   if (!existsSync(dir) || !statSync(dir).isDirectory())
@@ -35,6 +35,8 @@ export function validateReportPath(file: string): void {
       {},
       "create the folder first, or give another path",
     );
+  if (existsSync(file) && statSync(file).isDirectory())
+    throw inputError("usage", "REPORT_IS_FOLDER", `--report ${file}: this is a folder, not a file`);
 }
 
 /**

@@ -77,9 +77,32 @@ describe("usage errors", () => {
     const { terminal, err } = recordingTerminal();
     expect(await main(["site.ts", "--chek"], terminal)).toBe(5);
     const first = err.join("\n").split("\n")[0] ?? "";
-    expect(first).toBe(
-      "error: Unknown option '--chek'. A playbook file whose name starts with '-' goes after '--', as in: -- --chek",
+    expect(first).toBe("error: Unknown option '--chek'. Did you mean --check?");
+  });
+
+  it("say how to pass a file whose name starts with '-' when no option is near (exit 5)", async () => {
+    const { terminal, err } = recordingTerminal();
+    expect(await main(["site.ts", "--my-playbook.ts"], terminal)).toBe(5);
+    expect(err.join("\n").split("\n")[0]).toBe(
+      "error: Unknown option '--my-playbook.ts'. A playbook file whose name starts with '-' goes after '--', as in: -- --my-playbook.ts",
     );
+  });
+
+  it("refuse a folder or a file of another kind as the playbook, before reading it (exit 5)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "omens-cli-"));
+    const yml = join(dir, "site.yml");
+    writeFileSync(yml, "- hosts: all\n");
+    for (const [path, message] of [
+      [dir, `error: ${dir} is a folder: give one playbook file (omens-play lint takes folders)`],
+      [
+        yml,
+        `error: ${yml} is not a playbook: omens-play runs TypeScript or JavaScript modules (.ts, .mts, .js, .mjs) whose default export is definePlaybook(...)`,
+      ],
+    ] as const) {
+      const { terminal, err } = recordingTerminal();
+      expect(await main([path, "-i", "inventory/lab.yaml"], terminal)).toBe(5);
+      expect(err.join("\n")).toBe(message);
+    }
   });
 });
 
@@ -148,6 +171,16 @@ describe("options given an empty value", () => {
       expect(out).toEqual([]);
     },
   );
+});
+
+describe("--report", () => {
+  it("refuses a path that is a folder before any host is contacted (exit 5)", async () => {
+    const { dir, run } = localSite(() => failOnBox2("true"));
+    const { code, out, err } = await run("--report", dir);
+    expect(code).toBe(5);
+    expect(err.join("\n")).toBe(`error: --report ${dir}: this is a folder, not a file`);
+    expect(out).toEqual([]);
+  });
 });
 
 describe("--retry-file", () => {
