@@ -554,8 +554,12 @@ async function judge(
   const { changedWhen, failedWhen } = options;
   if (judged && changedWhen)
     result.changed = await withFacts(state, where, () => changedWhen(result, context));
+  const failedByModule = result.failed;
   if (judged && failedWhen)
     result.failed = await withFacts(state, where, () => failedWhen(result, context));
+  // A failure failedWhen accepts is shown as accepted, so an ok line does not read as an error.
+  const said =
+    failedByModule && !result.failed ? `accepted by failedWhen: ${applied.reason}` : applied.reason;
   const status: TaskStatus = result.failed
     ? "failed"
     : result.skipped
@@ -569,8 +573,8 @@ async function judge(
   const reason = noLog
     ? status === "failed"
       ? "task failed; details hidden (noLog)"
-      : (applied.reason.split("\n")[0] ?? "")
-    : applied.reason;
+      : (said.split("\n")[0] ?? "")
+    : said;
   if (status === "failed")
     return {
       status,

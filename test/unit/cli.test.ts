@@ -173,6 +173,29 @@ describe("options given an empty value", () => {
   );
 });
 
+describe("a command whose failure failedWhen accepts", () => {
+  it("is ok, and its line says the failure was accepted rather than reading as an error", async () => {
+    const { run } = localSite(() =>
+      definePlaybook("site", [
+        play("all", {
+          tasks: [
+            command({
+              name: "is the marker there",
+              argv: ["test", "-e", "/nonexistent/omens-marker"],
+              failedWhen: () => false,
+              changedWhen: () => false,
+            }),
+          ],
+        }),
+      ]),
+    );
+    const { code, out } = await run();
+    expect(code).toBe(0);
+    const line = out.find((l) => l.includes("is the marker there") && l.includes("box1"));
+    expect(line).toMatch(/ ok +accepted by failedWhen: exit code 1 \(general error\): test -e /);
+  });
+});
+
 describe("--report", () => {
   it("refuses a path that is a folder before any host is contacted (exit 5)", async () => {
     const { dir, run } = localSite(() => failOnBox2("true"));
