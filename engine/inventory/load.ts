@@ -71,6 +71,13 @@ interface RawGroup extends RawSettings {
 /** Loads, validates and flattens an inventory YAML file. */
 export function loadInventory(file: string): Inventory {
   const text = readText(file);
+  if (isEmptyInventory(text))
+    throw inputError(
+      "inventory",
+      "INVENTORY_EMPTY",
+      "the inventory is empty: it needs an 'all' group with hosts",
+      { file },
+    );
   const { doc, lines } = parseInventoryText(text);
   reportYamlErrors(doc, lines, file);
   parsed.set(file, { doc, lines });
@@ -78,6 +85,11 @@ export function loadInventory(file: string): Inventory {
   const problems = inventorySchemaProblems(data);
   if (problems.length > 0) throw schemaError(problems, doc, lines, file);
   return flatten(data as { all: RawGroup }, file, (path) => position(doc, lines, path, file));
+}
+
+/** Blank or only comments: no YAML document at all, a different fault from a wrong one. */
+export function isEmptyInventory(text: string): boolean {
+  return text.split("\n").every((line) => /^\s*(#.*)?$/.test(line));
 }
 
 const PLAIN_TAGS = new Set(

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { OmensError } from "../errors.js";
 import {
   inventoryData,
+  isEmptyInventory,
   loadInventory,
   parseInventoryText,
   position,
@@ -34,6 +35,7 @@ function schemaProblems(file: string): Finding[] {
   } catch {
     return [];
   }
+  if (isEmptyInventory(text)) return []; // the loader says so below
   const { doc, lines } = parseInventoryText(text);
   if (doc.errors.length > 0) return [];
   let data: unknown;

@@ -149,12 +149,15 @@ describe("inventory", () => {
     );
   });
 
-  it("an empty vars: is no variables, an empty document is placed at its start", () => {
+  it("an empty vars: is no variables, an empty file is called empty, a list is placed at its start", () => {
     const inv = loadInventory(
       inventoryFile("all:\n  vars:\n  hosts:\n    a: {address: 127.0.0.1}\n"),
     );
     expect(inv.hosts.get("a")?.vars).toEqual({});
-    const err = loadError("# nothing yet\n");
+    expect(loadError("# nothing yet\n\n").message).toBe(
+      "the inventory is empty: it needs an 'all' group with hosts",
+    );
+    const err = loadError("- all\n");
     expect([err.message, err.where.line, err.where.column]).toEqual([
       "the document must be object",
       1,
