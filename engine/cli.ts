@@ -266,13 +266,15 @@ async function play(
   );
   const sink = chooseRenderer(options, terminal);
   sink({ kind: "run-start", playbook: playbook.name, check: options.check, hosts });
-  for (const term of options.limit ? matchHosts(inventory, options.limit).unmatched : [])
+  const unmatched = options.limit ? matchHosts(inventory, options.limit).unmatched : [];
+  for (const term of unmatched)
     sink({ kind: "warning", message: `--limit: pattern '${term}' matched no hosts` });
   tagWarnings.forEach((message) => sink({ kind: "warning", message }));
-  if (hosts.length === 0) warnNothing(options, sink);
+  // With no host at all, no play runs: one warning says so, not one more per play.
+  if (hosts.length === 0 && unmatched.length === 0) warnNothing(options, sink);
   const stop = stopOnSignals(sink);
   try {
-    const result = await runPlaybook(plays, inventory, {
+    const result = await runPlaybook(hosts.length > 0 ? plays : [], inventory, {
       ...options,
       sink,
       signal: stop.signal,

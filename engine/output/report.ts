@@ -91,6 +91,7 @@ export function renderDrift(
 ): string[] {
   const width = Math.max(0, ...Object.keys(hosts).map((h) => h.length));
   const lines = ["DRIFT (check mode)"];
+  if (Object.keys(hosts).length === 0) return [...lines, "  no host was checked"];
   for (const drift of getDrift(hosts, changes, interrupted)) {
     lines.push(`  ${drift.host.padEnd(width)}  ${describeDrift(drift)}`);
     for (const row of changes.filter((c) => c.host === drift.host)) {

@@ -137,6 +137,31 @@ describe("--list-hosts --list-tasks --list-tags --json", () => {
 });
 
 describe("--limit", () => {
+  it("that matches no host says so once per term, runs no play and checks no host", async () => {
+    const { run } = localSite(() =>
+      definePlaybook("site", [
+        play("all", { tasks: [command({ argv: ["true"], changedWhen: () => false })] }),
+        play("box1", { tasks: [command({ argv: ["true"], changedWhen: () => false })] }),
+      ]),
+    );
+    const { code, out, err } = await run("--check", "--limit", "nomatch");
+    expect(code).toBe(0);
+    expect(err).toEqual(["warning: --limit: pattern 'nomatch' matched no hosts"]);
+    expect(out.join("\n")).not.toContain("PLAY ");
+    expect(out.slice(-2)).toEqual(["DRIFT (check mode)", "  no host was checked"]);
+  });
+
+  it("that names only hosts outside the plays says no connection was opened", async () => {
+    const { run } = localSite(() =>
+      definePlaybook("site", [
+        play("box1", { tasks: [command({ argv: ["true"], changedWhen: () => false })] }),
+      ]),
+    );
+    const { code, err } = await run("--limit", "box2");
+    expect(code).toBe(0);
+    expect(err).toEqual(["warning: no hosts matched --limit 'box2'; no connection opened"]);
+  });
+
   it("refuses an empty or blank pattern as naming no host (exit 5)", async () => {
     for (const limit of ["", "  ", " , "]) {
       const { terminal, err } = recordingTerminal();
