@@ -551,6 +551,27 @@ describe("omens-play lint: what the findings say", () => {
   });
 });
 
+describe("omens-play lint: the options of loops and blocks", () => {
+  const where = (f: Finding) => [f.rule, f.level ?? "", f.where.file, f.where.line, f.message];
+
+  it("a fixed loop's own notify is read: a misspelt handler is found, the one it names is used", async () => {
+    const file = fixture("handler-loop-notify.ts");
+    expect((await findings("handler-loop-notify.ts")).map(where)).toEqual([
+      [
+        "handler-undefined",
+        "",
+        file,
+        12,
+        'task "the other demo config" notifies "restart dmeo", but the play defines no such handler (defined: "restart demo")',
+      ],
+    ]);
+    const playbook = await loadPlaybook(file);
+    expect(() => preparePlaybook(playbook, loadInventory(inventory), file)).toThrow(
+      'task "the other demo config" notifies "restart dmeo", but no handler has that name',
+    );
+  });
+});
+
 describe("omens-play lint: clean input", () => {
   it("the clean fixture gives no finding and silences nothing", async () => {
     const report = await lint({ paths: [fixture("clean.ts")], inventories: [inventory] });
