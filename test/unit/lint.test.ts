@@ -570,6 +570,28 @@ describe("omens-play lint: the options of loops and blocks", () => {
       'task "the other demo config" notifies "restart dmeo", but no handler has that name',
     );
   });
+
+  it("a fixed loop's skip silences its items' findings, and says so when it silences nothing", async () => {
+    const report = await lint({
+      paths: [fixture("lint-skip-loop.ts")],
+      inventories: [inventory],
+      typecheck: false,
+    });
+    expect(report.findings.map(where)).toEqual([
+      [
+        "lint-skip",
+        "warning",
+        fixture("lint-skip-loop.ts"),
+        16,
+        "lint.skip names command-changed, but command-changed finds nothing here: remove it",
+      ],
+    ]);
+    const reason = "read-only reports; changed is honest";
+    expect(report.suppressed.map((s) => [s.finding.rule, s.finding.where.line, s.reason])).toEqual([
+      ["command-changed", 10, reason],
+      ["command-changed", 10, reason],
+    ]);
+  });
 });
 
 describe("omens-play lint: clean input", () => {
