@@ -12,7 +12,7 @@ import { loadInventory } from "../../engine/inventory/load.js";
 import { matchHosts } from "../../engine/inventory/patterns.js";
 import { compileHost } from "../../engine/runner/compile.js";
 import { preparePlaybook } from "../../engine/runner/run.js";
-import { expandLeniently } from "../../engine/lint/expand.js";
+import { expandHost, expandLeniently, type LintTask } from "../../engine/lint/expand.js";
 import type { Finding } from "../../engine/lint/finding.js";
 import { formatSarif } from "../../engine/lint/format/sarif.js";
 import { lint } from "../../engine/lint/lint.js";
@@ -591,6 +591,42 @@ describe("omens-play lint: the options of loops and blocks", () => {
       ["command-changed", 10, reason],
       ["command-changed", 10, reason],
     ]);
+  });
+
+  it("a template is rendered only on the hosts its blocks' and loop's when leave it to", async () => {
+    expect((await findings("template-when-block-loop.ts")).map(where)).toEqual([
+      [
+        "template-render",
+        "",
+        fixture("templates/undefined-var.txt.hbs"),
+        2,
+        'template variable "siteOwner" is not defined',
+      ],
+    ]);
+    const [found] = await findings("template-when-block-loop.ts");
+    expect(found?.hosts).toEqual(["a1", "a2"]);
+  });
+
+  it("the lenient build places loops and the when around each task as the compiled one does", async () => {
+    for (const name of ["lint-skip-loop.ts", "template-when-block-loop.ts"]) {
+      const file = fixture(name);
+      const playbook = await loadPlaybook(file);
+      const loaded = loadInventory(inventory);
+      for (const play of playbook.plays)
+        for (const host of loaded.hosts.values()) {
+          const problems: Finding[] = [];
+          const lenient = expandLeniently(play, host, file, problems, loaded.hosts);
+          const compiled = expandHost(play, host, file, problems, loaded.hosts);
+          const shape = (t: LintTask) => [
+            t.task.where,
+            Object.keys(t.task.options),
+            t.conditions.length,
+            t.loop?.task.where,
+          ];
+          expect(lenient.tasks.map(shape)).toEqual(compiled.tasks.map(shape));
+          expect(lenient.loops.map(shape)).toEqual(compiled.loops.map(shape));
+        }
+    }
   });
 });
 
