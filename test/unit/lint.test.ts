@@ -823,6 +823,31 @@ describe("omens-play lint: the command line", () => {
     expect(yaml.stdout).toContain("inventory/lab.yaml is not a playbook");
   }, 30_000);
 
+  it("exits 5 on a folder whose modules are all helpers, naming the folder", async () => {
+    const { code, stdout } = await cli("test/fixtures/lint/helpers-only", "--no-typecheck");
+    expect(code).toBe(5);
+    expect(stdout.trim()).toBe(
+      "error: no playbook in the folder test/fixtures/lint/helpers-only: its modules have no default export (helpers only)",
+    );
+  }, 30_000);
+
+  it("exits 5 on an empty or folder inventory, or an empty path, naming the argument", async () => {
+    const empty = await cli("playbooks", "-i", "", "--no-typecheck");
+    expect([empty.code, empty.stdout.trim()]).toEqual([
+      5,
+      "error: -i/--inventory is given an empty value (or $OMENS_INVENTORY is empty): name a YAML file",
+    ]);
+    const folder = await cli("playbooks", "-i", "inventory", "--no-typecheck");
+    expect(folder.code).toBe(5);
+    expect(folder.stdout).toContain("error: -i inventory is a folder, not an inventory");
+    expect(folder.stdout).not.toContain("inventory-schema");
+    const path = await cli("", "-i", "inventory/lab.yaml", "--no-typecheck");
+    expect([path.code, path.stdout.trim()]).toEqual([
+      5,
+      "error: a PATH is given as an empty value: name a playbook file or folder",
+    ]);
+  }, 30_000);
+
   it("counts a playbook named twice, alone and through its folder, once", async () => {
     const { code, stdout } = await cli(
       "playbooks/health.ts",
