@@ -537,7 +537,19 @@ describe("omens-play lint: what the findings say", () => {
     expect(not.filter((v) => isPlainSecretValue(v))).toEqual([]);
   });
 
-  it("config formats follow the destination's name; nginx .conf files are not HCL", () => {
+  it("a rendered .conf is parsed as HCL under /etc/spire/ only", async () => {
+    const found = await findings("template-parse-conf.ts");
+    expect(found.map((f) => [f.rule, f.where.file, f.where.line, f.message])).toEqual([
+      [
+        "template-parse",
+        fixture("templates/broken.hcl.hbs"),
+        2,
+        'rendered /etc/spire/demo.conf is not valid HCL: Unknown token: 2:10 IDENT demo (output line 2: "site = demo")',
+      ],
+    ]);
+  });
+
+  it("config formats follow the destination's name; only SPIRE's .conf files are HCL", () => {
     expect(configFormat("/etc/spire/server/server.conf")).toBe("hcl");
     expect(configFormat("/etc/openbao/config.hcl")).toBe("hcl");
     expect(configFormat("/etc/step-ca/config/ca.json")).toBe("json");
