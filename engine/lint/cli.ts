@@ -22,7 +22,8 @@ const USAGE = `usage: omens-play lint [PATH...] [options]
   -h, --help             this text
 
 exit codes: 0 no error found (warnings may be), 2 an error was found (or a warning under
-            --strict), 5 bad usage (unknown option, missing path), 1 internal error`;
+            --strict), 5 bad usage (unknown option; a path or inventory that is missing,
+            empty or not what it should be; a folder with no playbook), 1 internal error`;
 
 const FORMATS = ["human", "json", "sarif"] as const;
 

@@ -6,12 +6,14 @@ import type { InventoryHost } from "../inventory/load.js";
 import { getModule } from "../modules/index.js";
 import {
   compileHost,
+  loopItemTask,
   playContext,
   playHostVars,
   mergeRoleVars,
   roleVarProblems,
   type CompiledHost,
   type CompiledTask,
+  type Predicate,
 } from "../runner/compile.js";
 import { hiddenLabel, maskArgumentValues } from "../runner/no-log.js";
 import { hasDeferred } from "../dsl/deferred.js";
@@ -38,13 +40,23 @@ export interface LintTask {
   label: string;
   /** For a handler: the id tasks notify it by, and its display name. */
   handler?: { id: string; name: string };
+  /** The `when`s of the blocks and the loop around the task, which must hold before its own. */
+  conditions: Predicate[];
+  /** For a task a fixed loop built from one of its items: that loop. */
+  loop?: LintTask;
 }
 
 /** Everything one play builds for one host; built leniently so every problem is seen. */
 export interface HostPlan {
   host: InventoryHost;
+  /** The tasks that run: a fixed loop is here as its items' tasks. */
   tasks: LintTask[];
   handlers: LintTask[];
+  /**
+   * Each loop over fixed items as written, with its own options (`notify`, `when`, `lint`),
+   * which apply to the loop as a whole and so belong to none of its items' tasks.
+   */
+  loops: LintTask[];
 }
 
 const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: false });
@@ -72,23 +84,37 @@ export function expandHost(
 }
 
 function fromCompiled(host: InventoryHost, compiled: CompiledHost): HostPlan {
-  const lintTask = (c: CompiledTask): LintTask => ({
+  const lintTask = (c: CompiledTask, conditions = c.conditions): LintTask => ({
     task: c.task,
     host: host.name,
     vars: c.vars,
     baseDir: c.baseDir,
     label: c.name,
+    conditions,
     ...(c.role ? { role: c.role } : {}),
     ...(c.args === undefined ? {} : { args: c.args }),
   });
-  const tasks = compiled.tasks.flatMap((c) =>
-    c.loop?.fixed ? c.loop.fixed.map((item) => lintTask(item.task)) : [lintTask(c)],
-  );
-  const handlers = compiled.handlers.map((h) => ({
+  const plan: HostPlan = { host, tasks: [], handlers: [], loops: [] };
+  for (const c of compiled.tasks) {
+    if (!c.loop?.fixed) {
+      plan.tasks.push(lintTask(c));
+      continue;
+    }
+    const loop = lintTask(c);
+    plan.loops.push(loop);
+    for (const item of c.loop.fixed)
+      plan.tasks.push({ ...lintTask(item.task, withWhen(c.conditions, c.task)), loop });
+  }
+  plan.handlers = compiled.handlers.map((h) => ({
     ...lintTask(h),
     handler: { id: h.id, name: h.name },
   }));
-  return { host, tasks, handlers };
+  return plan;
+}
+
+/** Conditions with a block's or loop's own `when` added after those around it. */
+function withWhen(conditions: Predicate[], of: { options: { when?: Predicate } }): Predicate[] {
+  return of.options.when ? [...conditions, of.options.when] : conditions;
 }
 
 /**
@@ -104,7 +130,7 @@ export function expandLeniently(
   peers: ReadonlyMap<string, InventoryHost>,
 ): HostPlan {
   const hostVars = playHostVars(play, host);
-  const plan: HostPlan = { host, tasks: [], handlers: [] };
+  const plan: HostPlan = { host, tasks: [], handlers: [], loops: [] };
   for (const use of play.roles ?? []) expandRole(use, { play, host, hostVars, plan, problems });
   const playDir = dirname(playbookFile);
   const refs = addHandlers(plan, "play", play.handlers ?? {}, hostVars, playDir, problems);
@@ -121,10 +147,8 @@ export function expandLeniently(
           },
         )
       : (play.tasks ?? []);
-  placed(play.where, problems, () => {
-    for (const task of lintedTasks(tasks ?? []))
-      addTask(plan.tasks, task, hostVars, playDir, host.name, problems);
-  });
+  const site = { vars: hostVars, baseDir: playDir, host: host.name, problems };
+  placed(play.where, problems, () => addLinted(plan, lintedTasks(tasks ?? []), site));
   return plan;
 }
 
@@ -140,20 +164,54 @@ function stepList(result: unknown): Step[] {
   );
 }
 
+/** A task lint checks, with the `when`s of the blocks (and loop) around it. */
+interface Linted {
+  task: Task;
+  conditions: Predicate[];
+  /** For a loop over fixed items: the task each item builds, as the runner builds it. */
+  items?: Linted[];
+}
+
 /**
  * The tasks lint checks in a list of steps: a block's tasks, rescue and always, and for a loop
  * over a fixed list, the task each item builds. A loop whose items are known only at run
  * time is checked as the loop task itself.
  */
-function lintedTasks(steps: readonly Step[]): Task[] {
-  return steps.flatMap((step): Task[] => {
+function lintedTasks(steps: readonly Step[], conditions: Predicate[] = []): Linted[] {
+  return steps.flatMap((step): Linted[] => {
     // Not a step at all: addTask reports what it is.
-    if (!step || typeof step !== "object") return [step as Task];
-    if (step.kind === "block") return lintedTasks([...step.tasks, ...step.rescue, ...step.always]);
-    const items = step.loop?.items;
-    if (!step.loop || typeof items === "function" || items === undefined) return [step];
-    return lintedTasks(items.map((item, index) => step.loop?.build(item, index) as Task));
+    if (!step || typeof step !== "object") return [{ task: step as Task, conditions }];
+    if (step.kind === "block")
+      return lintedTasks(
+        [...step.tasks, ...step.rescue, ...step.always],
+        withWhen(conditions, step),
+      );
+    const spec = step.loop;
+    if (!spec || typeof spec.items === "function") return [{ task: step, conditions }];
+    const built = spec.items.map((item, index) => {
+      const task = spec.build(item, index);
+      return task?.kind === "task" ? loopItemTask(step, task) : task;
+    });
+    return [{ task: step, conditions, items: lintedTasks(built, withWhen(conditions, step)) }];
   });
+}
+
+/** Adds linted tasks to the plan; a fixed loop goes to `loops`, its items' tasks to `tasks`. */
+function addLinted(plan: HostPlan, linted: Linted[], site: TaskSite) {
+  for (const { task, conditions, items } of linted) {
+    if (!items) {
+      addTask(plan.tasks, task, { ...site, conditions });
+      continue;
+    }
+    const loop = addTask(plan.loops, task, { ...site, conditions });
+    if (loop) loop.label = `${items[0]?.task?.module ?? "loop"} loop`;
+    for (const item of items)
+      addTask(plan.tasks, item.task, {
+        ...site,
+        conditions: item.conditions,
+        ...(loop ? { loop } : {}),
+      });
+  }
 }
 
 interface RoleContext {
@@ -188,10 +246,8 @@ function expandRole(use: RoleUse, { play, host, hostVars, plan, problems }: Role
     ...context,
     what: `the tasks of role ${name}`,
   });
-  placed(use.where, problems, () => {
-    for (const task of lintedTasks(tasks ?? []))
-      addTask(plan.tasks, task, all, use.role.dir, host.name, problems, name);
-  });
+  const site = { vars: all, baseDir: use.role.dir, host: host.name, problems, role: name };
+  placed(use.where, problems, () => addLinted(plan, lintedTasks(tasks ?? []), site));
 }
 
 /** Runs `add`; a finding it makes about a value with no place of its own (null) is put at `at`. */
@@ -225,21 +281,30 @@ function addHandlers(
   for (const [key, task] of Object.entries(defined)) {
     const id = `${owner}:${key}`;
     refs[key] = { kind: "handler-ref", id };
-    const built = addTask(plan.handlers, task, vars, baseDir, plan.host.name, problems, role);
+    const site = { vars, baseDir, host: plan.host.name, problems, conditions: [] };
+    const built = addTask(plan.handlers, task, role ? { ...site, role } : site);
     if (built) built.handler = { id, name: task.options.name ?? (role ? `${role}: ${key}` : key) };
   }
   return refs;
 }
 
-function addTask(
-  into: LintTask[],
-  task: Task,
-  vars: Record<string, unknown>,
-  baseDir: string,
-  host: string,
-  problems: Finding[],
-  role?: string,
-): LintTask | undefined {
+/** Where a task is built: for which host, with which variables, inside which role. */
+interface TaskSite {
+  vars: Record<string, unknown>;
+  baseDir: string;
+  host: string;
+  problems: Finding[];
+  role?: string;
+}
+
+/** Where one task sits: the `when`s around it and, for a loop's item, the loop. */
+interface TaskPlace extends TaskSite {
+  conditions: Predicate[];
+  loop?: LintTask;
+}
+
+function addTask(into: LintTask[], task: Task, place: TaskPlace): LintTask | undefined {
+  const { vars, baseDir, host, problems, role } = place;
   const block = task as unknown as {
     kind?: string;
     tasks?: Task[];
@@ -248,7 +313,7 @@ function addTask(
   };
   if (block?.kind === "block") {
     for (const step of [...(block.tasks ?? []), ...(block.rescue ?? []), ...(block.always ?? [])])
-      addTask(into, step, vars, baseDir, host, problems, role);
+      addTask(into, step, place);
     return undefined;
   }
   if (task?.kind !== "task") {
@@ -261,12 +326,19 @@ function addTask(
     });
     return undefined;
   }
-  const lintTask: LintTask = { task, host, vars, baseDir, label: task.module };
+  const { conditions, loop } = place;
+  const lintTask: LintTask = { task, host, vars, baseDir, label: task.module, conditions };
   if (role) lintTask.role = role;
+  if (loop) lintTask.loop = loop;
+  // A loop is no module: its items' tasks are checked instead, or at run time.
+  if (task.loop) {
+    into.push(lintTask);
+    return lintTask;
+  }
   try {
     const module = getModule(task.module, task.where);
     // Deferred arguments are decided per host at run time; like the runner, check them then.
-    if (!hasDeferred(task.args) && task.loop === undefined) {
+    if (!hasDeferred(task.args)) {
       lintTask.args = module.validate({ ...task.args }, task.where);
       lintTask.label = module.label(lintTask.args);
     }

@@ -46,9 +46,7 @@ export async function lint(options: LintOptions): Promise<LintReport> {
   usePlaceholderSecrets();
   const files = once(options.paths.flatMap(discover));
   const model: LintModel = { inventories: [], playbooks: [], problems: [] };
-  for (const file of options.inventories.map((f) => resolve(f))) {
-    if (!existsSync(file))
-      throw inputError("usage", "LINT_INVENTORY", `inventory not found: ${file}`, { file });
+  for (const file of options.inventories.map(inventoryFile)) {
     const { inventory, findings } = lintInventory(file);
     model.problems.push(...findings);
     if (inventory) model.inventories.push(inventory);
@@ -61,9 +59,13 @@ export async function lint(options: LintOptions): Promise<LintReport> {
           files.map((f) => f.file),
           warnings,
         );
+  // A usage error below must not leave a failed type check unhandled; it is awaited after.
+  types.catch(() => undefined);
   const importPlaybook = options.importPlaybook ?? importSource;
+  const kinds = new Map<string, ModuleKind>();
   for (const { file, fromFolder } of files)
-    await addPlaybook(model, { file, fromFolder, importPlaybook });
+    kinds.set(file, await addPlaybook(model, { file, fromFolder, importPlaybook }));
+  refuseHelperFolders(options.paths, kinds);
   const found = [
     ...model.problems,
     ...RULES.flatMap((rule) => rule.check(model)),
@@ -78,6 +80,27 @@ export async function lint(options: LintOptions): Promise<LintReport> {
     inventories: options.inventories.map((f) => resolve(f)),
     warnings,
   };
+}
+
+/** An inventory path as given to `-i`: a file that exists, not a folder, not empty. */
+function inventoryFile(path: string): string {
+  if (path.trim() === "")
+    throw inputError(
+      "usage",
+      "LINT_INVENTORY",
+      "-i/--inventory is given an empty value (or $OMENS_INVENTORY is empty): name a YAML file",
+    );
+  const file = resolve(path);
+  if (!existsSync(file))
+    throw inputError("usage", "LINT_INVENTORY", `inventory not found: ${file}`, { file });
+  if (statSync(file).isDirectory())
+    throw inputError(
+      "usage",
+      "LINT_INVENTORY",
+      `-i ${path} is a folder, not an inventory: name its YAML file`,
+      { file },
+    );
+  return file;
 }
 
 /**
@@ -99,6 +122,12 @@ interface PlaybookFile {
 /** A file as given, or the `.ts`/`.mts` files directly inside a folder. */
 // A path that holds no playbook is a usage error: a mistyped folder in CI must not pass green.
 function discover(path: string): PlaybookFile[] {
+  if (path.trim() === "")
+    throw inputError(
+      "usage",
+      "LINT_PATH",
+      "a PATH is given as an empty value: name a playbook file or folder",
+    );
   const full = resolve(path);
   if (!existsSync(full)) throw inputError("usage", "LINT_PATH", `no such file or folder: ${path}`);
   if (!statSync(full).isDirectory()) {
@@ -133,20 +162,40 @@ interface PlaybookToAdd extends PlaybookFile {
 
 const importSource: PlaybookImporter = (file) => import(pathToFileURL(file).href);
 
+/** What a loaded module turned out to be; a broken playbook is a finding, still a playbook. */
+type ModuleKind = "playbook" | "helper";
+
 /** In a folder, a module with no default export is a helper, not a broken playbook. */
-async function addPlaybook(model: LintModel, toAdd: PlaybookToAdd) {
+async function addPlaybook(model: LintModel, toAdd: PlaybookToAdd): Promise<ModuleKind> {
   const { file, fromFolder, importPlaybook } = toAdd;
   try {
     const playbook = await loadPlaybook(file, importPlaybook);
     model.playbooks.push(modelPlaybook(file, playbook, model.inventories, model.problems));
   } catch (error) {
-    if (fromFolder && (await isHelperModule(error, file, importPlaybook))) return;
+    if (fromFolder && (await isHelperModule(error, file, importPlaybook))) return "helper";
     const finding = errorFinding("playbook-load", error, file);
     const loading = error instanceof OmensError && error.code === "PLAYBOOK_LOAD";
     model.problems.push(
       loading
         ? { ...finding, message: `loading the playbook failed: ${finding.message}` }
         : finding,
+    );
+  }
+  return "playbook";
+}
+
+/**
+ * A folder whose modules are all helpers holds no playbook: a usage error, like an empty one,
+ * so that linting a role's folder by mistake fails CI instead of checking nothing.
+ */
+function refuseHelperFolders(paths: string[], kinds: Map<string, ModuleKind>) {
+  for (const path of paths) {
+    if (!statSync(resolve(path)).isDirectory()) continue;
+    if (discover(path).some(({ file }) => kinds.get(file) !== "helper")) continue;
+    throw inputError(
+      "usage",
+      "LINT_PATH",
+      `no playbook in the folder ${path}: its modules have no default export (helpers only)`,
     );
   }
 }

@@ -3,7 +3,7 @@ import type { Where } from "../errors.js";
 import type { Play } from "../dsl/playbook.js";
 import type { Task } from "../dsl/task.js";
 import { placeKey, type Finding } from "./finding.js";
-import { allTasks, type LintModel } from "./model.js";
+import { allRuns, allTasks, type LintModel } from "./model.js";
 import { isSkippable, LINT_RULE_IDS, type LintSkip } from "./rule-ids.js";
 
 /** A finding a task or play silenced, with the reason it gave. */
@@ -20,26 +20,36 @@ interface Owner {
 
 /**
  * Drops findings their task or play skips with a reason, and reports skips that are
- * malformed (no reason, an unknown or unskippable rule) or silence nothing.
+ * malformed (no reason, an unknown or unskippable rule) or silence nothing. A fixed loop's
+ * skip also covers the tasks its items build, after their own skips.
  */
 export function applySkips(
   findings: Finding[],
   model: LintModel,
 ): { active: Finding[]; suppressed: Suppressed[] } {
   const owners = skipOwners(model);
+  const loops = enclosingLoops(model);
   const active: Finding[] = [];
   const suppressed: Suppressed[] = [];
   for (const finding of findings) {
     const subject = finding.task ?? finding.play;
-    const owner = subject
-      ? owners.get(placeKey(subject.where))
-      : owners.get(lineKey(finding.where.file, finding.where.line));
-    if (owner && silences(owner.lint, finding.rule)) {
+    const candidates = subject
+      ? [subject, loops.get(subject as Task)].map((s) => s && owners.get(placeKey(s.where)))
+      : [owners.get(lineKey(finding.where.file, finding.where.line))];
+    const owner = candidates.find((o) => o && silences(o.lint, finding.rule));
+    if (owner) {
       owner.used.add(finding.rule);
       suppressed.push({ finding, reason: owner.lint.reason });
     } else active.push(finding);
   }
   return { active: [...active, ...[...owners.values()].flatMap(skipProblems)], suppressed };
+}
+
+/** The loop that built each item's task, for the tasks built from fixed items. */
+function enclosingLoops(model: LintModel): Map<Task, Task> {
+  const loops = new Map<Task, Task>();
+  for (const { item } of allTasks(model)) if (item.loop) loops.set(item.task, item.loop.task);
+  return loops;
 }
 
 function silences(lint: LintSkip, rule: string): boolean {
@@ -57,6 +67,9 @@ function skipOwners(model: LintModel): Map<string, Owner> {
     if (lint && !owners.has(key)) owners.set(key, { where: subject.where, lint, used: new Set() });
   };
   for (const { item } of allTasks(model)) add(item.task, item.task.options.lint);
+  for (const run of allRuns(model))
+    for (const plan of run.hosts)
+      for (const loop of plan.loops) add(loop.task, loop.task.options.lint);
   for (const { playbook } of model.playbooks)
     for (const play of playbook.plays) add(play, play.lint);
   for (const inventory of model.inventories)

@@ -38,7 +38,8 @@ export interface CompiledTask {
   loop?: CompiledLoop;
 }
 
-type Predicate = (ctx: TaskContext) => boolean;
+/** A `when`: the task runs on a host only when it holds. */
+export type Predicate = (ctx: TaskContext) => boolean;
 
 /** A loop's items: built and validated at compile time when fixed, else when the task runs. */
 export interface CompiledLoop {
@@ -332,11 +333,8 @@ function compileLoop(
   const compile = (item: unknown, index: number): CompiledItem => {
     const built = spec.build(item, index);
     if (built?.kind !== "task" || built.loop) throw notAStep(built, b.host);
-    const options = { ...built.options };
-    for (const key of INHERITED_BY_ITEMS)
-      if (options[key] === undefined && task.options[key] !== undefined)
-        Object.assign(options, { [key]: task.options[key] });
-    const itemTask = { ...built, options };
+    const itemTask = loopItemTask(task, built);
+    const options = itemTask.options;
     const where = { ...built.where, host: b.host };
     const compiled: CompiledTask = {
       ...common,
@@ -363,6 +361,15 @@ function compileLoop(
     name,
     loop: { spec, ...(fixed ? { fixed } : {}), compile },
   };
+}
+
+/** An item's task as it runs: the loop's inheritable options fill the ones it leaves unset. */
+export function loopItemTask(loop: Task, built: Task): Task {
+  const options = { ...built.options };
+  for (const key of INHERITED_BY_ITEMS)
+    if (options[key] === undefined && loop.options[key] !== undefined)
+      Object.assign(options, { [key]: loop.options[key] });
+  return { ...built, options };
 }
 
 function itemLabel(spec: LoopSpec, item: unknown, index: number, task: CompiledTask): string {

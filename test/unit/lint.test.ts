@@ -12,7 +12,7 @@ import { loadInventory } from "../../engine/inventory/load.js";
 import { matchHosts } from "../../engine/inventory/patterns.js";
 import { compileHost } from "../../engine/runner/compile.js";
 import { preparePlaybook } from "../../engine/runner/run.js";
-import { expandLeniently } from "../../engine/lint/expand.js";
+import { expandHost, expandLeniently, type LintTask } from "../../engine/lint/expand.js";
 import type { Finding } from "../../engine/lint/finding.js";
 import { formatSarif } from "../../engine/lint/format/sarif.js";
 import { lint } from "../../engine/lint/lint.js";
@@ -537,7 +537,19 @@ describe("omens-play lint: what the findings say", () => {
     expect(not.filter((v) => isPlainSecretValue(v))).toEqual([]);
   });
 
-  it("config formats follow the destination's name; nginx .conf files are not HCL", () => {
+  it("a rendered .conf is parsed as HCL under /etc/spire/ only", async () => {
+    const found = await findings("template-parse-conf.ts");
+    expect(found.map((f) => [f.rule, f.where.file, f.where.line, f.message])).toEqual([
+      [
+        "template-parse",
+        fixture("templates/broken.hcl.hbs"),
+        2,
+        'rendered /etc/spire/demo.conf is not valid HCL: Unknown token: 2:10 IDENT demo (output line 2: "site = demo")',
+      ],
+    ]);
+  });
+
+  it("config formats follow the destination's name; only SPIRE's .conf files are HCL", () => {
     expect(configFormat("/etc/spire/server/server.conf")).toBe("hcl");
     expect(configFormat("/etc/openbao/config.hcl")).toBe("hcl");
     expect(configFormat("/etc/step-ca/config/ca.json")).toBe("json");
@@ -548,6 +560,85 @@ describe("omens-play lint: what the findings say", () => {
       undefined,
     );
     expect(configFormat("/etc/motd")).toBeUndefined();
+  });
+});
+
+describe("omens-play lint: the options of loops and blocks", () => {
+  const where = (f: Finding) => [f.rule, f.level ?? "", f.where.file, f.where.line, f.message];
+
+  it("a fixed loop's own notify is read: a misspelt handler is found, the one it names is used", async () => {
+    const file = fixture("handler-loop-notify.ts");
+    expect((await findings("handler-loop-notify.ts")).map(where)).toEqual([
+      [
+        "handler-undefined",
+        "",
+        file,
+        12,
+        'task "the other demo config" notifies "restart dmeo", but the play defines no such handler (defined: "restart demo")',
+      ],
+    ]);
+    const playbook = await loadPlaybook(file);
+    expect(() => preparePlaybook(playbook, loadInventory(inventory), file)).toThrow(
+      'task "the other demo config" notifies "restart dmeo", but no handler has that name',
+    );
+  });
+
+  it("a fixed loop's skip silences its items' findings, and says so when it silences nothing", async () => {
+    const report = await lint({
+      paths: [fixture("lint-skip-loop.ts")],
+      inventories: [inventory],
+      typecheck: false,
+    });
+    expect(report.findings.map(where)).toEqual([
+      [
+        "lint-skip",
+        "warning",
+        fixture("lint-skip-loop.ts"),
+        16,
+        "lint.skip names command-changed, but command-changed finds nothing here: remove it",
+      ],
+    ]);
+    const reason = "read-only reports; changed is honest";
+    expect(report.suppressed.map((s) => [s.finding.rule, s.finding.where.line, s.reason])).toEqual([
+      ["command-changed", 10, reason],
+      ["command-changed", 10, reason],
+    ]);
+  });
+
+  it("a template is rendered only on the hosts its blocks' and loop's when leave it to", async () => {
+    expect((await findings("template-when-block-loop.ts")).map(where)).toEqual([
+      [
+        "template-render",
+        "",
+        fixture("templates/undefined-var.txt.hbs"),
+        2,
+        'template variable "siteOwner" is not defined',
+      ],
+    ]);
+    const [found] = await findings("template-when-block-loop.ts");
+    expect(found?.hosts).toEqual(["a1", "a2"]);
+  });
+
+  it("the lenient build places loops and the when around each task as the compiled one does", async () => {
+    for (const name of ["lint-skip-loop.ts", "template-when-block-loop.ts"]) {
+      const file = fixture(name);
+      const playbook = await loadPlaybook(file);
+      const loaded = loadInventory(inventory);
+      for (const play of playbook.plays)
+        for (const host of loaded.hosts.values()) {
+          const problems: Finding[] = [];
+          const lenient = expandLeniently(play, host, file, problems, loaded.hosts);
+          const compiled = expandHost(play, host, file, problems, loaded.hosts);
+          const shape = (t: LintTask) => [
+            t.task.where,
+            Object.keys(t.task.options),
+            t.conditions.length,
+            t.loop?.task.where,
+          ];
+          expect(lenient.tasks.map(shape)).toEqual(compiled.tasks.map(shape));
+          expect(lenient.loops.map(shape)).toEqual(compiled.loops.map(shape));
+        }
+    }
   });
 });
 
@@ -742,6 +833,31 @@ describe("omens-play lint: the command line", () => {
     const yaml = await cli("inventory/lab.yaml", "--no-typecheck");
     expect(yaml.code).toBe(5);
     expect(yaml.stdout).toContain("inventory/lab.yaml is not a playbook");
+  }, 30_000);
+
+  it("exits 5 on a folder whose modules are all helpers, naming the folder", async () => {
+    const { code, stdout } = await cli("test/fixtures/lint/helpers-only", "--no-typecheck");
+    expect(code).toBe(5);
+    expect(stdout.trim()).toBe(
+      "error: no playbook in the folder test/fixtures/lint/helpers-only: its modules have no default export (helpers only)",
+    );
+  }, 30_000);
+
+  it("exits 5 on an empty or folder inventory, or an empty path, naming the argument", async () => {
+    const empty = await cli("playbooks", "-i", "", "--no-typecheck");
+    expect([empty.code, empty.stdout.trim()]).toEqual([
+      5,
+      "error: -i/--inventory is given an empty value (or $OMENS_INVENTORY is empty): name a YAML file",
+    ]);
+    const folder = await cli("playbooks", "-i", "inventory", "--no-typecheck");
+    expect(folder.code).toBe(5);
+    expect(folder.stdout).toContain("error: -i inventory is a folder, not an inventory");
+    expect(folder.stdout).not.toContain("inventory-schema");
+    const path = await cli("", "-i", "inventory/lab.yaml", "--no-typecheck");
+    expect([path.code, path.stdout.trim()]).toEqual([
+      5,
+      "error: a PATH is given as an empty value: name a playbook file or folder",
+    ]);
   }, 30_000);
 
   it("counts a playbook named twice, alone and through its folder, once", async () => {

@@ -36,12 +36,15 @@ interface Notification {
   finding: Finding;
 }
 
-/** Every notify of every task, resolved as the runner does: by ref, name, id or key. */
+/**
+ * Every notify of every task, resolved as the runner does: by ref, name, id or key. A fixed
+ * loop notifies as a whole, so its own `notify` is read besides its items'.
+ */
 function notifications(model: LintModel): Notification[] {
   const result: Notification[] = [];
   for (const run of allRuns(model))
     for (const plan of run.hosts)
-      for (const item of plan.tasks) {
+      for (const item of [...plan.tasks, ...plan.loops]) {
         const notify = item.task.options.notify;
         if (notify === undefined) continue;
         for (const ref of Array.isArray(notify) ? notify : [notify]) {

@@ -1,7 +1,7 @@
 import { createRequire } from "node:module";
 import type { ParseError as JsonScanError, ParseOptions } from "jsonc-parser";
 import { bug, OmensError, type Where } from "../../errors.js";
-import type { TaskContext } from "../../dsl/task.js";
+import type { TaskContext, TaskOptions } from "../../dsl/task.js";
 import { renderTemplateFile, RUN_VARYING_HELPERS, templateModule } from "../../modules/template.js";
 import { maskSecrets } from "../../secret.js";
 import type { LintTask } from "../expand.js";
@@ -79,13 +79,17 @@ function* templateTasks(model: LintModel) {
 }
 
 /**
- * False when the task's `when` is false for this host from its variables alone, so the run
- * would not render it there. A `when` that needs registered results cannot be decided: the
- * template is rendered, as the run may.
+ * False when a `when` the task runs under (its blocks', its loop's, its own) is false for this
+ * host from its variables alone, so the run would not render it there. A `when` that needs
+ * facts or registered results cannot be decided: the template is rendered, as the run may.
  */
 function mayRun(item: LintTask): boolean {
-  const when = item.task.options.when;
-  if (!when) return true;
+  const own = item.task.options.when;
+  const conditions = own ? [...item.conditions, own] : item.conditions;
+  return conditions.every((when) => mayHold(when, item));
+}
+
+function mayHold(when: NonNullable<TaskOptions["when"]>, item: LintTask): boolean {
   try {
     return when(staticContext(item)) !== false;
   } catch {
