@@ -183,7 +183,7 @@ function parseCli(argv: string[]): CliOptions | "help" {
     );
   return {
     playbook: resolve(positionals[0] as string),
-    inventory: resolve(values.inventory ?? process.env.OMENS_INVENTORY ?? "inventory/lab.yaml"),
+    inventory: resolve(inventoryPath(values.inventory)),
     ...optionalLimit(values.limit),
     check: values.check ?? false,
     diff: values.diff ?? false,
@@ -202,6 +202,20 @@ function parseCli(argv: string[]): CliOptions | "help" {
     ...optionalValue("reportFile", "--report", values.report, resolve),
     verbosity,
   };
+}
+
+// An empty -i (or OMENS_INVENTORY) would resolve to the working folder: it is refused instead.
+function inventoryPath(given: string | undefined): string {
+  const path = given ?? process.env.OMENS_INVENTORY ?? "inventory/lab.yaml";
+  if (path.trim() === "")
+    throw inputError(
+      "usage",
+      "USAGE",
+      given === undefined
+        ? "OMENS_INVENTORY is set but empty"
+        : "--inventory is given an empty value",
+    );
+  return path;
 }
 
 // An option given an empty value is refused rather than read as not given.

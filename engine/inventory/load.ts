@@ -241,12 +241,16 @@ function readText(file: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (error) {
-    throw inputError(
-      "inventory",
-      "INVENTORY_UNREADABLE",
-      `cannot read inventory ${file}: ${(error as Error).message}`,
-      { file },
-    );
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === "EISDIR"
+        ? "it is a folder; name the inventory's YAML file"
+        : code === "ENOENT"
+          ? "no such file"
+          : (error as Error).message;
+    throw inputError("inventory", "INVENTORY_UNREADABLE", `cannot read inventory ${file}: ${why}`, {
+      file,
+    });
   }
 }
 

@@ -231,6 +231,20 @@ describe("--report", () => {
   });
 });
 
+describe("--inventory", () => {
+  it("refuses an empty value and a folder, naming the argument (exit 5)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "omens-cli-"));
+    for (const [inventory, message] of [
+      ["", "error: --inventory is given an empty value"],
+      [dir, `error: cannot read inventory ${dir}: it is a folder; name the inventory's YAML file`],
+    ] as const) {
+      const { terminal, err } = recordingTerminal();
+      expect(await main(["site.ts", "-i", inventory], terminal)).toBe(5);
+      expect(err.join("\n").split("\n")[0]).toBe(message);
+    }
+  });
+});
+
 describe("--retry-file", () => {
   it("refuses a folder that does not exist before any host is contacted (exit 5)", async () => {
     const { run } = localSite(() => failOnBox2("true"));
