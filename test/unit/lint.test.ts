@@ -224,6 +224,14 @@ describe("omens-play lint: what the findings say", () => {
     expect(finding?.hosts).toEqual(["s1", "a1", "a2"]);
   });
 
+  it("every undefined variable of a template is a finding at its own line", async () => {
+    const found = await findings("template-render-several.ts");
+    expect(found.map((f) => [f.message, f.where.line, f.where.column, f.hosts])).toEqual([
+      ['template variable "siteOwner" is not defined', 3, 9, ["s1", "a1", "a2"]],
+      ['template variable "siteAdmin" is not defined', 5, 9, ["s1", "a1", "a2"]],
+    ]);
+  });
+
   it("a misspelt inventory variable names the variable, the group and file, and the hosts", async () => {
     const [finding] = await findings("clean.ts", [fixture("role-vars.yaml")]);
     expect(finding?.message).toBe(

@@ -31,6 +31,23 @@ describe("template render errors", () => {
     });
   });
 
+  it("every undefined name is listed in the one error, which stays at the first", () => {
+    const text = "a\nb\n{{siteOwner}}\nc\n  {{siteAdmin}} {{shout site}}\n";
+    expect(failure(text, { site: "s" })).toEqual({
+      code: "TEMPLATE_UNDEFINED",
+      message:
+        'template variable "siteOwner" is not defined; also not defined: "siteAdmin" (line 5), helper "shout" (line 5)',
+      line: 3,
+      column: 3,
+    });
+  });
+
+  it("an error after undefined names is named after them", () => {
+    expect(failure("{{siteOwner}}\n{{> header}}\n").message).toBe(
+      'template variable "siteOwner" is not defined; then template partial "header" does not exist: templates have no partials; inline the text or use a helper',
+    );
+  });
+
   it("a call of a helper that does not exist is a missing helper, not a missing variable", () => {
     expect(failure("x\n{{shout site}}\n", { site: "s" })).toEqual({
       code: "TEMPLATE_UNDEFINED",

@@ -2,7 +2,11 @@ import { createRequire } from "node:module";
 import type { ParseError as JsonScanError, ParseOptions } from "jsonc-parser";
 import { bug, OmensError, type Where } from "../../errors.js";
 import type { TaskContext } from "../../dsl/task.js";
-import { renderTemplateFile, RUN_VARYING_HELPERS, templateModule } from "../../modules/template.js";
+import {
+  renderTemplateFileProblems,
+  RUN_VARYING_HELPERS,
+  templateModule,
+} from "../../modules/template.js";
 import { maskSecrets } from "../../secret.js";
 import type { LintTask } from "../expand.js";
 import { placeKey, type Finding, type Rule } from "../finding.js";
@@ -14,7 +18,7 @@ export const templateRender: Rule = {
   rationale:
     "A template that fails to render for a host (undefined variable, helper error) fails the run on that host.",
   level: "error",
-  check: (model) => renders(model).flatMap((r) => (r.error ? [r.error] : [])),
+  check: (model) => renders(model).flatMap((r) => r.errors ?? []),
 };
 
 export const templateParse: Rule = {
@@ -56,7 +60,8 @@ export const templateNondeterministic: Rule = {
 interface Render {
   item: LintTask;
   output?: string;
-  error?: Finding;
+  /** Every undefined name the render meets, each at its line, or its one other error. */
+  errors?: Finding[];
 }
 
 const rendered = new WeakMap<LintModel, Render[]>();
@@ -103,7 +108,7 @@ function source(item: LintTask): Render {
     return { item };
   } catch (error) {
     if (!(error instanceof OmensError)) throw error;
-    return { item, error: renderFinding(error, item) };
+    return { item, errors: [renderFinding(error, item)] };
   }
 }
 
@@ -111,10 +116,12 @@ function render(item: LintTask): Render {
   const args = item.args as { src: string; vars: Record<string, unknown> };
   try {
     const vars = { ...item.vars, ...args.vars };
-    return { item, output: renderTemplateFile(args.src, item.baseDir, vars, item.task.where) };
+    const result = renderTemplateFileProblems(args.src, item.baseDir, vars, item.task.where);
+    if ("output" in result) return { item, output: result.output };
+    return { item, errors: result.problems.map((problem) => renderFinding(problem, item)) };
   } catch (error) {
     if (!(error instanceof OmensError)) throw error;
-    return { item, error: renderFinding(error, item) };
+    return { item, errors: [renderFinding(error, item)] };
   }
 }
 
