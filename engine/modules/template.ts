@@ -261,16 +261,25 @@ function compiled(text: string, blanked: Blank[]): HandlebarsTemplateDelegate {
   return render;
 }
 
-/** Compiles the template with each blanked use reading its stand-in. */
+/**
+ * Compiles the template with each blanked use reading its stand-in. Handlebars' strict mode
+ * checks `{{name}}` but not a helper's parameters, so `{{#if debugMode}}` on an undefined
+ * `debugMode` would quietly be false; as Jinja's StrictUndefined in Ansible, a parameter's path
+ * is marked strict too: `#if`, `#unless`, `#each`, `#with` and helper arguments need their
+ * variable defined, like a plain use (a variable set to false, "" or undefined is defined).
+ */
 function compileTree(text: string, blanked: Blank[]): HandlebarsTemplateDelegate {
   const tree = handlebars.parseWithoutProcessing(text);
   walk(tree, (node) => {
+    const n = node as { params?: unknown[]; hash?: { pairs?: { value: unknown }[] } };
+    for (const value of [...(n.params ?? []), ...(n.hash?.pairs ?? []).map((p) => p.value)])
+      if (isPath(value)) value.strict = true;
     if (isPath(node)) blank(node, blanked);
   });
   return handlebars.compile(tree, { strict: true, noEscape: true });
 }
 
-type PathNode = hbs.AST.PathExpression;
+type PathNode = hbs.AST.PathExpression & { strict?: boolean };
 
 function isPath(node: unknown): node is PathNode {
   return (node as { type?: string } | undefined)?.type === "PathExpression";

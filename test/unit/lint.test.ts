@@ -232,6 +232,15 @@ describe("omens-play lint: what the findings say", () => {
     ]);
   });
 
+  it("an undefined variable tested by #if, #each or #unless is a finding; one set to false is not", async () => {
+    const found = await findings("template-render-block.ts");
+    expect(found.map((f) => [f.message, f.where.line, f.where.column, f.hosts])).toEqual([
+      ['template variable "debugMode" is not defined', 1, 7, ["a1", "a2"]],
+      ['template variable "extraListeners" is not defined', 4, 9, ["s1", "a1", "a2"]],
+      ['template variable "sitee" is not defined', 7, 11, ["s1", "a1", "a2"]],
+    ]);
+  });
+
   it("a misspelt inventory variable names the variable, the group and file, and the hosts", async () => {
     const [finding] = await findings("clean.ts", [fixture("role-vars.yaml")]);
     expect(finding?.message).toBe(
