@@ -4,7 +4,7 @@ import { hostname, userInfo } from "node:os";
 import { isAbsolute, resolve } from "node:path";
 import Handlebars from "handlebars";
 import { callerLocation, makeTask, type Task, type TaskOptions } from "../dsl/task.js";
-import { inputError, type Where } from "../errors.js";
+import { inputError, type OmensError, type Where } from "../errors.js";
 import type { FileFact } from "../facts/reader.js";
 import { isSecret } from "../secret.js";
 import { ArgReader } from "./args.js";
@@ -126,8 +126,20 @@ export function renderTemplateFile(
   vars: Record<string, unknown>,
   where: Where,
 ): string {
+  const result = renderTemplateFileProblems(src, baseDir, vars, where);
+  if ("output" in result) return result.output;
+  throw withOthers(result.problems);
+}
+
+/** As `renderTemplateFile`, but gives every problem of the render instead of throwing. */
+export function renderTemplateFileProblems(
+  src: string,
+  baseDir: string,
+  vars: Record<string, unknown>,
+  where: Where,
+): { output: string } | { problems: OmensError[] } {
   const file = templateFile(src, baseDir, where);
-  return renderTemplate(readFileSync(file, "utf8"), file, vars, where);
+  return renderTemplateProblems(readFileSync(file, "utf8"), file, vars, where);
 }
 
 function templateFile(src: string, baseDir: string, where: Where): string {
@@ -155,31 +167,131 @@ export function parseTemplate(text: string, file: string, where: Where): void {
   }
 }
 
-/** Renders template text; `file` names it in errors. */
+/**
+ * Renders template text; `file` names it in errors. The error is the first problem a render
+ * meets, in its own words; when more names are undefined, it lists them after it.
+ */
 export function renderTemplate(
   text: string,
   file: string,
   vars: Record<string, unknown>,
   where: Where,
 ): string {
+  const result = renderTemplateProblems(text, file, vars, where);
+  if ("output" in result) return result.output;
+  throw withOthers(result.problems);
+}
+
+/** The most undefined names one render collects; a template with more is broken anyway. */
+const MAX_PROBLEMS = 50;
+
+/**
+ * Renders template text, or gives every problem it has: each undefined variable or helper,
+ * in the order a render meets them, then at most one other error (a partial, a helper that
+ * throws). Each undefined name found is rendered as nothing (a helper call as "") and the
+ * render goes on, so the runtime itself finds the next one, in the branches it would take.
+ */
+export function renderTemplateProblems(
+  text: string,
+  file: string,
+  vars: Record<string, unknown>,
+  where: Where,
+): { output: string } | { problems: OmensError[] } {
   const context = { managedHeader: MANAGED_HEADER, ...revealSecrets(vars) };
-  try {
-    return compiled(text)(context);
-  } catch (error) {
-    throw renderError(error as Error, text, file, where);
+  const problems: OmensError[] = [];
+  const blanked: Blank[] = [];
+  for (;;) {
+    try {
+      const output = compiled(text, blanked)(context, { data: BLANK_DATA });
+      return problems.length === 0 ? { output } : { problems };
+    } catch (error) {
+      const problem = renderError(error as Error, text, file, where);
+      problems.push(problem);
+      const blank = blankOf(problem);
+      if (!blank || problems.length >= MAX_PROBLEMS) return { problems };
+      blanked.push(blank);
+    }
   }
+}
+
+/** The first problem's error, its message followed by the other undefined names and lines. */
+function withOthers(problems: OmensError[]): OmensError {
+  const [first, ...others] = problems as [OmensError, ...OmensError[]];
+  if (others.length === 0) return first;
+  const names = others.flatMap((p) => {
+    const name = /^template (variable|helper) ("[^"]*") is not defined$/.exec(p.message);
+    if (!name) return [];
+    return [`${name[1] === "helper" ? "helper " : ""}${name[2]} (line ${p.where.line})`];
+  });
+  const last = others.at(-1) as OmensError;
+  const then = last.code === "TEMPLATE_UNDEFINED" ? "" : `; then ${last.message}`;
+  const also = names.length > 0 ? `; also not defined: ${names.join(", ")}` : "";
+  return inputError("template", first.code, `${first.message}${also}${then}`, first.where);
+}
+
+/** A use of an undefined name, by where its path starts, to render as nothing next time. */
+interface Blank {
+  line: number;
+  /** 0-based, as handlebars counts. */
+  column: number;
+  helper: boolean;
+}
+
+// Data the render always has: an undefined value and a helper that renders nothing, which a
+// blanked use reads instead of its own name (data paths are `@name`).
+const BLANK_DATA = { omensUndefined: undefined, omensNoHelper: () => "" };
+
+function blankOf(problem: OmensError): Blank | undefined {
+  if (problem.code !== "TEMPLATE_UNDEFINED") return undefined;
+  const { line, column } = problem.where;
+  if (line === undefined || column === undefined) return undefined;
+  return { line, column: column - 1, helper: problem.message.startsWith("template helper") };
 }
 
 // Compiling is most of a render's cost, and the same template is rendered for every host.
 const compiledTemplates = new Map<string, HandlebarsTemplateDelegate>();
 
-function compiled(text: string): HandlebarsTemplateDelegate {
+function compiled(text: string, blanked: Blank[]): HandlebarsTemplateDelegate {
+  if (blanked.length > 0) return compileTree(text, blanked);
   let render = compiledTemplates.get(text);
   if (!render) {
-    render = handlebars.compile(text, { strict: true, noEscape: true });
+    render = compileTree(text, []);
     compiledTemplates.set(text, render);
   }
   return render;
+}
+
+/**
+ * Compiles the template with each blanked use reading its stand-in. Handlebars' strict mode
+ * checks `{{name}}` but not a helper's parameters, so `{{#if debugMode}}` on an undefined
+ * `debugMode` would quietly be false; as Jinja's StrictUndefined in Ansible, a parameter's path
+ * is marked strict too: `#if`, `#unless`, `#each`, `#with` and helper arguments need their
+ * variable defined, like a plain use (a variable set to false, "" or undefined is defined).
+ */
+function compileTree(text: string, blanked: Blank[]): HandlebarsTemplateDelegate {
+  const tree = handlebars.parseWithoutProcessing(text);
+  walk(tree, (node) => {
+    const n = node as { params?: unknown[]; hash?: { pairs?: { value: unknown }[] } };
+    for (const value of [...(n.params ?? []), ...(n.hash?.pairs ?? []).map((p) => p.value)])
+      if (isPath(value)) value.strict = true;
+    if (isPath(node)) blank(node, blanked);
+  });
+  return handlebars.compile(tree, { strict: true, noEscape: true });
+}
+
+type PathNode = hbs.AST.PathExpression & { strict?: boolean };
+
+function isPath(node: unknown): node is PathNode {
+  return (node as { type?: string } | undefined)?.type === "PathExpression";
+}
+
+/** Points a blanked use at the data that stands in for it. */
+function blank(path: PathNode, blanked: Blank[]): void {
+  const start = path.loc.start;
+  const found = blanked.find((b) => b.line === start.line && b.column === start.column);
+  if (!found) return;
+  const name = found.helper ? "omensNoHelper" : "omensUndefined";
+  Object.assign(path, { data: true, depth: 0, parts: [name], original: `@${name}` });
 }
 
 /**

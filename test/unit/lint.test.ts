@@ -88,10 +88,28 @@ const broken: {
     line: 5,
   },
   {
+    playbook: "template-parse-each-lines.ts",
+    rule: "template-parse",
+    file: "templates/ports.hcl.hbs",
+    line: 3,
+  },
+  {
+    playbook: "template-parse-eof.ts",
+    rule: "template-parse",
+    file: "templates/unclosed.hcl.hbs",
+    line: 6,
+  },
+  {
     playbook: "template-parse-json.ts",
     rule: "template-parse",
     file: "templates/broken.json.hbs",
-    line: 4,
+    line: 3,
+  },
+  {
+    playbook: "template-parse-json-comma.ts",
+    rule: "template-parse",
+    file: "templates/ports.json.hbs",
+    line: 5,
   },
   {
     playbook: "template-parse-json-token.ts",
@@ -222,6 +240,23 @@ describe("omens-play lint: what the findings say", () => {
     expect(finding?.message).toBe('template variable "siteOwner" is not defined');
     expect(finding?.where.column).toBe(9);
     expect(finding?.hosts).toEqual(["s1", "a1", "a2"]);
+  });
+
+  it("every undefined variable of a template is a finding at its own line", async () => {
+    const found = await findings("template-render-several.ts");
+    expect(found.map((f) => [f.message, f.where.line, f.where.column, f.hosts])).toEqual([
+      ['template variable "siteOwner" is not defined', 3, 9, ["s1", "a1", "a2"]],
+      ['template variable "siteAdmin" is not defined', 5, 9, ["s1", "a1", "a2"]],
+    ]);
+  });
+
+  it("an undefined variable tested by #if, #each or #unless is a finding; one set to false is not", async () => {
+    const found = await findings("template-render-block.ts");
+    expect(found.map((f) => [f.message, f.where.line, f.where.column, f.hosts])).toEqual([
+      ['template variable "debugMode" is not defined', 1, 7, ["a1", "a2"]],
+      ['template variable "extraListeners" is not defined', 4, 9, ["s1", "a1", "a2"]],
+      ['template variable "sitee" is not defined', 7, 11, ["s1", "a1", "a2"]],
+    ]);
   });
 
   it("a misspelt inventory variable names the variable, the group and file, and the hosts", async () => {
@@ -510,6 +545,30 @@ describe("omens-play lint: what the findings say", () => {
     const [finding] = await findings("template-parse.ts");
     expect(finding?.message).toContain("is not valid HCL");
     expect(finding?.message).toContain('(output line 2: "site = demo")');
+  });
+
+  it("a loop's broken line is found in the loop body when the output has as many lines as the template", async () => {
+    const [finding] = await findings("template-parse-each-lines.ts");
+    expect(finding?.message).toBe(
+      'rendered /etc/demo/ports.hcl is not valid HCL: illegal char (output line 4: "port_2 = 8083:tls")',
+    );
+    expect(finding?.where).toEqual({ file: fixture("templates/ports.hcl.hbs"), line: 3 });
+  });
+
+  it("an unclosed brace says the file ends early, at the last line, not past it", async () => {
+    const [finding] = await findings("template-parse-eof.ts");
+    expect(finding?.message).toBe(
+      'rendered /etc/demo/server.hcl is not valid HCL: the file ends early: object expected closing RBRACE got: EOF (output line 6: "log_level = \\"INFO\\"")',
+    );
+    expect(finding?.where).toEqual({ file: fixture("templates/unclosed.hcl.hbs"), line: 6 });
+  });
+
+  it("a JSON trailing comma written by a loop is named, at the comma's line", async () => {
+    const [finding] = await findings("template-parse-json-comma.ts");
+    expect(finding?.message).toBe(
+      `rendered /etc/demo/ports.json is not valid JSON: a trailing comma before ']' (JSON allows no comma after the last item) (output line 5: "8082,")`,
+    );
+    expect(finding?.where).toEqual({ file: fixture("templates/ports.json.hbs"), line: 5 });
   });
 
   it("the run-varying helper warning says every run reports changed (B04)", async () => {

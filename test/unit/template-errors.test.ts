@@ -31,6 +31,48 @@ describe("template render errors", () => {
     });
   });
 
+  it("every undefined name is listed in the one error, which stays at the first", () => {
+    const text = "a\nb\n{{siteOwner}}\nc\n  {{siteAdmin}} {{shout site}}\n";
+    expect(failure(text, { site: "s" })).toEqual({
+      code: "TEMPLATE_UNDEFINED",
+      message:
+        'template variable "siteOwner" is not defined; also not defined: "siteAdmin" (line 5), helper "shout" (line 5)',
+      line: 3,
+      column: 3,
+    });
+  });
+
+  it("an error after undefined names is named after them", () => {
+    expect(failure("{{siteOwner}}\n{{> header}}\n").message).toBe(
+      'template variable "siteOwner" is not defined; then template partial "header" does not exist: templates have no partials; inline the text or use a helper',
+    );
+  });
+
+  it("a block helper's undefined parameter is an undefined variable, as a plain use is", () => {
+    expect(failure("a\n{{#if debugMode}}\nb\n{{/if}}\n")).toEqual({
+      code: "TEMPLATE_UNDEFINED",
+      message: 'template variable "debugMode" is not defined',
+      line: 2,
+      column: 7,
+    });
+    expect(failure("{{#each extraListeners}}{{this}}{{/each}}\n").message).toBe(
+      'template variable "extraListeners" is not defined',
+    );
+    expect(failure("{{#unless site.tls}}x{{/unless}}\n", { site: {} }).message).toBe(
+      'template variable "site.tls" is not defined',
+    );
+    expect(failure("{{#each hosts}}{{#if self}}*{{/if}}{{/each}}", { hosts: [{}] })).toMatchObject({
+      message: 'template variable "self" is not defined',
+      column: 22,
+    });
+  });
+
+  it("a parameter set to false, empty or undefined is defined", () => {
+    const text = "{{#if a}}A{{/if}}{{#unless b}}B{{/unless}}{{#each c}}C{{/each}}{{#if d}}D{{/if}}";
+    const vars = { a: false, b: "", c: [], d: undefined };
+    expect(renderTemplate(text, "/srv/t/x.hbs", vars, {})).toBe("B");
+  });
+
   it("a call of a helper that does not exist is a missing helper, not a missing variable", () => {
     expect(failure("x\n{{shout site}}\n", { site: "s" })).toEqual({
       code: "TEMPLATE_UNDEFINED",

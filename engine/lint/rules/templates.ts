@@ -2,7 +2,11 @@ import { createRequire } from "node:module";
 import type { ParseError as JsonScanError, ParseOptions } from "jsonc-parser";
 import { bug, OmensError, type Where } from "../../errors.js";
 import type { TaskContext, TaskOptions } from "../../dsl/task.js";
-import { renderTemplateFile, RUN_VARYING_HELPERS, templateModule } from "../../modules/template.js";
+import {
+  renderTemplateFileProblems,
+  RUN_VARYING_HELPERS,
+  templateModule,
+} from "../../modules/template.js";
 import { maskSecrets } from "../../secret.js";
 import type { LintTask } from "../expand.js";
 import { placeKey, type Finding, type Rule } from "../finding.js";
@@ -14,7 +18,7 @@ export const templateRender: Rule = {
   rationale:
     "A template that fails to render for a host (undefined variable, helper error) fails the run on that host.",
   level: "error",
-  check: (model) => renders(model).flatMap((r) => (r.error ? [r.error] : [])),
+  check: (model) => renders(model).flatMap((r) => r.errors ?? []),
 };
 
 export const templateParse: Rule = {
@@ -56,7 +60,8 @@ export const templateNondeterministic: Rule = {
 interface Render {
   item: LintTask;
   output?: string;
-  error?: Finding;
+  /** Every undefined name the render meets, each at its line, or its one other error. */
+  errors?: Finding[];
 }
 
 const rendered = new WeakMap<LintModel, Render[]>();
@@ -107,7 +112,7 @@ function source(item: LintTask): Render {
     return { item };
   } catch (error) {
     if (!(error instanceof OmensError)) throw error;
-    return { item, error: renderFinding(error, item) };
+    return { item, errors: [renderFinding(error, item)] };
   }
 }
 
@@ -115,10 +120,12 @@ function render(item: LintTask): Render {
   const args = item.args as { src: string; vars: Record<string, unknown> };
   try {
     const vars = { ...item.vars, ...args.vars };
-    return { item, output: renderTemplateFile(args.src, item.baseDir, vars, item.task.where) };
+    const result = renderTemplateFileProblems(args.src, item.baseDir, vars, item.task.where);
+    if ("output" in result) return { item, output: result.output };
+    return { item, errors: result.problems.map((problem) => renderFinding(problem, item)) };
   } catch (error) {
     if (!(error instanceof OmensError)) throw error;
-    return { item, error: renderFinding(error, item) };
+    return { item, errors: [renderFinding(error, item)] };
   }
 }
 
@@ -161,8 +168,9 @@ function parseProblem(item: LintTask, output: string): Finding | undefined {
   const args = item.args as { src: string; dest: string };
   const format = configFormat(args.dest);
   if (!format) return undefined;
-  const error = format === "json" ? jsonError(output) : hclError(output);
-  if (!error) return undefined;
+  const found = format === "json" ? jsonError(output) : hclError(output);
+  if (!found) return undefined;
+  const error = atEnd(found, output);
   const source = templateSource(args.src, item.baseDir);
   const text = output.split("\n")[error.line - 1]?.trim() ?? "";
   return {
@@ -179,23 +187,55 @@ function parseProblem(item: LintTask, output: string): Finding | undefined {
 }
 
 /**
- * The template line an output line came from. With as many lines on both sides (plain
- * substitutions) it is the same line. Otherwise it is the template line whose literal text,
- * with each {{...}} read as "anything", matches the output line, the nearest one if several do.
- * Known limit: an output line made only by substitutions matches no template line; the finding
- * then points at the template file and quotes the output line.
+ * A parser that reaches the end of the text reports a place past its last line (an unclosed
+ * brace in a 6-line file is at 7:2). The fault is that the file ends early: it is reported at
+ * the last line that has text, here and in the template.
+ */
+function atEnd(error: ParseError, output: string): ParseError {
+  const lines = output.split("\n");
+  const last = lastTextLine(lines);
+  if (error.line <= last && !/\bEOF\b/.test(error.message)) return error;
+  const line = Math.min(error.line, last);
+  return {
+    message: `the file ends early: ${error.message}`,
+    line,
+    column: (lines[line - 1]?.length ?? 0) + 1,
+    atEnd: true,
+  };
+}
+
+function lastTextLine(lines: string[]): number {
+  const index = lines.findLastIndex((text) => text.trim() !== "");
+  return Math.max(index + 1, 1);
+}
+
+/**
+ * The template line an output line came from: the template line whose literal text, with each
+ * {{...}} read as "anything", matches the output line, the nearest one if several do. Only
+ * when none does, and the template has no blocks (so each template line gives one output
+ * line), is it the output line's own number; a `{{#each}}` can give as many lines as the
+ * template has and still move every line after it. An end-of-file fault is at the template's
+ * last line.
+ * Known limit: an output line made only by substitutions in a template with blocks matches no
+ * template line; the finding then points at the template file and quotes the output line.
  */
 function templatePlace(source: TemplateSource, output: string, error: ParseError): Where {
   const lines = source.text.split("\n");
-  if (lines.length === output.split("\n").length)
-    return { file: source.file, line: error.line, column: error.column };
+  if (error.atEnd) return { file: source.file, line: lastTextLine(lines) };
   const wanted = (output.split("\n")[error.line - 1] ?? "").trim();
   const matching = lines
     .map((text, index) => ({ line: index + 1, pattern: skeleton(text) }))
     .filter((c) => c.pattern?.test(wanted))
     .sort((a, b) => Math.abs(a.line - error.line) - Math.abs(b.line - error.line));
   const found = matching[0];
+  const oneToOne = !hasBlocks(source) && lines.length === output.split("\n").length;
+  if (oneToOne && (!found || found.line === error.line))
+    return { file: source.file, line: error.line, column: error.column };
   return found ? { file: source.file, line: found.line } : { file: source.file };
+}
+
+function hasBlocks(source: TemplateSource): boolean {
+  return source.ast === undefined || source.ast.body.some((node) => node.type === "BlockStatement");
 }
 
 /** A template line as a pattern: its literal text, each {{...}} standing for anything. */
@@ -225,6 +265,8 @@ interface ParseError {
   message: string;
   line: number;
   column: number;
+  /** The text ended before the parser expected it to. */
+  atEnd?: boolean;
 }
 
 function jsonError(text: string): ParseError | undefined {
@@ -232,6 +274,8 @@ function jsonError(text: string): ParseError | undefined {
     JSON.parse(text);
     return undefined;
   } catch (error) {
+    const comma = trailingComma(text);
+    if (comma) return comma;
     const message = (error as Error).message;
     const offset = Number(/at position (\d+)/.exec(message)?.[1] ?? firstErrorOffset(text));
     const before = text.slice(0, offset).split("\n");
@@ -254,6 +298,23 @@ function firstErrorOffset(text: string): number {
   const errors: JsonScanError[] = [];
   jsonc.parse(text, errors, { disallowComments: true, allowTrailingComma: false });
   return errors[0]?.offset ?? text.length;
+}
+
+/**
+ * A comma before a closing `]` or `}` (a loop that writes one after every item), at the comma.
+ * The scanner stops at the bracket, and node quotes the text around it: both miss the comma.
+ */
+function trailingComma(text: string): ParseError | undefined {
+  const offset = firstErrorOffset(text);
+  const close = text[offset];
+  const before = text.slice(0, offset).trimEnd();
+  if ((close !== "]" && close !== "}") || !before.endsWith(",")) return undefined;
+  const lines = before.split("\n");
+  return {
+    message: `a trailing comma before '${close}' (JSON allows no comma after the last item)`,
+    line: lines.length,
+    column: lines.at(-1)?.length ?? 1,
+  };
 }
 
 type JsoncParser = {
