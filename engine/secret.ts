@@ -1,7 +1,9 @@
 import { inspect } from "node:util";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { callerLocation } from "./dsl/task.js";
-import { inputError, OmensError } from "./errors.js";
+import { dirname, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { inputError, OmensError, type Where } from "./errors.js";
 import { baoSettingsFromEnv, readKvField } from "./openbao.js";
 
 const MASK = "********";
@@ -88,7 +90,21 @@ export class Secret {
     return this.#value;
   }
 
+  /**
+   * The mask, for the engine's and libraries' messages. Playbook or role code that turns a
+   * Secret into text (`password=${token}`) is refused at that line instead: the host would
+   * get the mask where the value belongs, and no run would notice.
+   */
   toString(): string {
+    const at = textCaller(this.toString);
+    if (at)
+      throw inputError(
+        "playbook",
+        "SECRET_AS_TEXT",
+        `a Secret (${this.label}) is turned into text here, which would write "${MASK}" where its value belongs`,
+        at,
+        `give the Secret itself (content: token, a template variable, a command's argv or stdin), or build the text as a Secret: new Secret(\`password=\${token.reveal()}\`)`,
+      );
     return MASK;
   }
 
@@ -100,6 +116,26 @@ export class Secret {
     return `Secret(${this.label})`;
   }
 }
+
+/**
+ * Where the code that converted a Secret to text is, when it is a playbook's or role's: the
+ * first frame with a file below `convert` (built-ins such as String() have none), unless it
+ * is the engine's or a library's.
+ */
+function textCaller(convert: () => string): Where | undefined {
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder, convert);
+  for (const frame of holder.stack?.split("\n").slice(1) ?? []) {
+    const match = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/.exec(frame);
+    if (!match?.[1]) continue;
+    const file = match[1].startsWith("file://") ? fileURLToPath(match[1]) : match[1];
+    if (file.startsWith(ENGINE_DIR) || file.includes(`${sep}node_modules${sep}`)) return undefined;
+    return { file, line: Number(match[2]), column: Number(match[3]) };
+  }
+  return undefined;
+}
+
+const ENGINE_DIR = dirname(fileURLToPath(import.meta.url)) + sep;
 
 let placeholders = false;
 
