@@ -582,15 +582,30 @@ describe("omens-play lint: what the findings say", () => {
     expect(finding?.message).toContain("(argv[2]) without noLog");
   });
 
+  it("finds secrets in numbers, lists, plural names and nested keys, each at its own line", async () => {
+    const found = await findings("clean.ts", [fixture("secret-plain-var-shapes.yaml")]);
+    expect(
+      found.map((f) => [f.rule, f.where.line, /variable "([^"]+)"/.exec(f.message)?.[1]]),
+    ).toEqual([
+      ["secret-plain-var", 5, "dbPassword"],
+      ["secret-plain-var", 6, "adminPassword"],
+      ["secret-plain-var", 7, "unsealKeys"],
+      ["secret-plain-var", 10, "users[0].password"],
+      ["secret-plain-var", 12, "apiCreds.token"],
+    ]);
+  });
+
   it("names that hold secrets are told from names about them", () => {
     const secret = ["joinToken", "db_password", "unsealKey", "apiKey", "clientSecret", "token"];
+    secret.push("unsealKeys", "passwords");
     const not = ["publicKey", "tokenTtl", "keyFile", "ekCaBundle", "signingKeyId", "site"];
+    not.push("sshKeys", "authorizedKeys", "hostKey", "keyless");
     expect(secret.filter((n) => !isSecretName(n))).toEqual([]);
     expect(not.filter((n) => isSecretName(n))).toEqual([]);
   });
 
   it("paths to secrets and references to where they are kept are not plain secrets", () => {
-    const plain = ["tok-demo-1", "hunter2", "s.AbCdEf0123"];
+    const plain = ["tok-demo-1", "hunter2", "s.AbCdEf0123", "admin:hunter2", 123456];
     const not = ["/etc/step-ca/secrets/pin", "./ca/key.pem", "yubikey:slot-id=9c", "env:TOKEN", ""];
     expect(plain.filter((v) => !isPlainSecretValue(v))).toEqual([]);
     expect(not.filter((v) => isPlainSecretValue(v))).toEqual([]);

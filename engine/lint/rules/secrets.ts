@@ -1,4 +1,5 @@
 import { variableSource } from "../../inventory/load.js";
+import { keyPath } from "../../inventory/schema.js";
 import { isSecret } from "../../secret.js";
 import type { Play } from "../../dsl/playbook.js";
 import type { Where } from "../../errors.js";
@@ -20,9 +21,13 @@ const SECRET_WORDS = new Set([
   "credentials",
 ]);
 
+/** Words before "key" or "keys" that make it a public or host key, not a secret. */
+const PUBLIC_KEY_WORDS = new Set(["public", "ssh", "authorized", "host"]);
+
 /**
- * A name that holds a secret: its last word is password, token, secret, key... (`joinToken`,
- * `db_password`, `unsealKey`), but not `publicKey`, `tokenTtl` or `keyFile`.
+ * A name that holds a secret: its last word is password, token, secret, key... or their
+ * plural (`joinToken`, `db_password`, `unsealKeys`), but not `publicKey`, `sshKeys`,
+ * `tokenTtl` or `keyFile`.
  * Known limit: it is a naming rule; a secret under another name (`jt`) is not seen.
  */
 export function isSecretName(name: string): boolean {
@@ -32,29 +37,48 @@ export function isSecretName(name: string): boolean {
     .split(/[\s_.-]+/)
     .filter(Boolean);
   const last = words.at(-1) ?? "";
-  return SECRET_WORDS.has(last) && words.at(-2) !== "public";
+  const singular =
+    last.endsWith("s") && SECRET_WORDS.has(last.slice(0, -1)) ? last.slice(0, -1) : last;
+  if (!SECRET_WORDS.has(singular)) return false;
+  return !(singular === "key" && PUBLIC_KEY_WORDS.has(words.at(-2) ?? ""));
 }
 
+/** Schemes of references to where a secret is kept (KMS URIs, environment, files, vaults). */
+const REFERENCE =
+  /^(yubikey|pkcs11|tpmkms|awskms|gcpkms|cloudkms|azurekms|softkms|sshagentkms|capi|env|file|vault|openbao|bao|op):\S/i;
+
 /**
- * A plain string that could be a secret: not empty, not a path to one, and not a reference
- * to where one is kept (`yubikey:slot-id=9c`, `pkcs11:...`, `env:NAME`).
+ * A plain value that could be a secret: a non-empty string or a number (a PIN), not a path
+ * to one, and not a reference to where one is kept (`yubikey:slot-id=9c`, `pkcs11:...`,
+ * `env:NAME`). `admin:hunter2` is a secret, not a reference.
  */
-export function isPlainSecretValue(value: unknown): value is string {
+export function isPlainSecretValue(value: unknown): value is string | number {
+  if (typeof value === "number") return Number.isFinite(value);
   return (
     typeof value === "string" &&
     value.trim() !== "" &&
     !/^(\/|\.\.?\/|~\/)/.test(value) &&
     !/\.(pem|key|crt|der|json|txt)$/.test(value) &&
-    !/^[a-z][a-z0-9+.-]*:[^/\s]/i.test(value)
+    !REFERENCE.test(value)
   );
 }
 
-/** Paths (`db.password`) of secret-named keys holding plain strings, anywhere inside a value. */
-function plainSecrets(value: unknown, prefix = ""): string[] {
-  if (!value || typeof value !== "object" || isSecret(value) || Array.isArray(value)) return [];
-  return Object.entries(value as Record<string, unknown>).flatMap(([key, item]) => {
-    const path = prefix ? `${prefix}.${key}` : key;
-    if (isSecretName(key) && isPlainSecretValue(item)) return [path];
+/**
+ * The keys leading to plain secrets anywhere inside a value (`["db", "password"]`, also
+ * inside lists: `["users", "0", "password"]`): a secret-named key holding a plain value, or a
+ * list with one (`unsealKeys: [k1, k2]`).
+ */
+function plainSecrets(value: unknown, prefix: string[] = []): string[][] {
+  if (!value || typeof value !== "object" || isSecret(value)) return [];
+  const entries = Array.isArray(value)
+    ? value.map((item, i) => [String(i), item] as const)
+    : Object.entries(value as Record<string, unknown>);
+  return entries.flatMap(([key, item]) => {
+    const path = [...prefix, key];
+    if (!Array.isArray(value) && isSecretName(key)) {
+      if (isPlainSecretValue(item)) return [path];
+      if (Array.isArray(item) && item.some((v) => isPlainSecretValue(v))) return [path];
+    }
     return plainSecrets(item, path);
   });
 }
@@ -75,10 +99,12 @@ function inventorySecrets(model: LintModel): Finding[] {
   for (const inventory of model.inventories)
     for (const host of inventory.hosts.values())
       for (const [name, value] of Object.entries(host.vars))
-        for (const path of plainSecrets({ [name]: value })) {
-          const source = variableSource(host, name)?.label ?? `inventory ${inventory.file}`;
-          const where = sourceWhere(source) ?? { file: inventory.file };
-          const message = `variable "${path}" holds a plain string (set in ${shortSource(source)}); ${ADVICE}`;
+        for (const keys of plainSecrets({ [name]: value })) {
+          const path = keyPath(keys, { [name]: value });
+          const origin = variableSource(host, name, keys.slice(1));
+          const source = origin?.label ?? `inventory ${inventory.file}`;
+          const where = origin?.where ?? sourceWhere(source) ?? { file: inventory.file };
+          const message = `variable "${path}" holds a plain value (set in ${shortSource(source)}); ${ADVICE}`;
           found.set(`${placeKey(where)}|${path}`, { rule: "secret-plain-var", message, where });
         }
   return [...found.values()];
@@ -88,20 +114,22 @@ function playSecrets(model: LintModel): Finding[] {
   const findings: Finding[] = [];
   const finding = (play: Play, where: Where, path: string, what: string): Finding => ({
     rule: "secret-plain-var",
-    message: `${what} "${path}" holds a plain string; ${ADVICE}`,
+    message: `${what} "${path}" holds a plain value; ${ADVICE}`,
     where,
     play,
   });
   for (const { playbook } of model.playbooks)
     for (const play of playbook.plays) {
-      for (const path of plainSecrets(play.vars))
-        findings.push(finding(play, play.where, path, "play variable"));
+      for (const keys of plainSecrets(play.vars))
+        findings.push(finding(play, play.where, keyPath(keys, play.vars), "play variable"));
       for (const use of play.roles ?? []) {
         const role = `role ${use.role.name}`;
-        for (const path of plainSecrets(use.params))
-          findings.push(finding(play, use.where, path, `${role} parameter`));
-        for (const path of plainSecrets(use.role.defaults))
-          findings.push(finding(play, use.where, path, `${role} default`));
+        for (const keys of plainSecrets(use.params))
+          findings.push(finding(play, use.where, keyPath(keys, use.params), `${role} parameter`));
+        for (const keys of plainSecrets(use.role.defaults))
+          findings.push(
+            finding(play, use.where, keyPath(keys, use.role.defaults), `${role} default`),
+          );
       }
     }
   return findings;
@@ -109,11 +137,11 @@ function playSecrets(model: LintModel): Finding[] {
 
 function taskSecrets(model: LintModel): Finding[] {
   return [...allTasks(model)].flatMap(({ item }) =>
-    plainSecrets(item.task.args).map((path) =>
+    plainSecrets(item.task.args).map((keys) =>
       taskFinding(
         "secret-plain-var",
         item.task,
-        `${taskTitle(item.task, item.label)}: "${path}" holds a plain string; ${ADVICE}`,
+        `${taskTitle(item.task, item.label)}: "${keyPath(keys, item.task.args)}" holds a plain value; ${ADVICE}`,
       ),
     ),
   );
