@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { promisify } from "node:util";
 import ajvDraft04 from "ajv-draft-04";
 import Handlebars from "handlebars";
@@ -134,6 +134,12 @@ const broken: {
   { playbook: "name-missing.ts", rule: "name-missing", file: "name-missing.ts", line: 6 },
   { playbook: "play-serial.ts", rule: "play-serial", file: "play-serial.ts", line: 5 },
   { playbook: "play-no-hosts.ts", rule: "play-no-hosts", file: "play-no-hosts.ts", line: 5 },
+  {
+    playbook: "play-no-hosts-term.ts",
+    rule: "play-no-hosts",
+    file: "play-no-hosts-term.ts",
+    line: 5,
+  },
   { playbook: "lint-skip.ts", rule: "lint-skip", file: "lint-skip.ts", line: 7 },
   {
     playbook: "clean.ts",
@@ -580,6 +586,13 @@ describe("omens-play lint: what the findings say", () => {
   it("a Secret on a command line without noLog names the argument", async () => {
     const [finding] = await findings("secret-no-log.ts");
     expect(finding?.message).toContain("(argv[2]) without noLog");
+  });
+
+  it("a pattern term that matches no host is named, beside the terms that do", async () => {
+    const [finding] = await findings("play-no-hosts-term.ts");
+    expect(finding?.message).toBe(
+      `play "agents,sevrers": 'sevrers' in pattern 'agents,sevrers' matches no host in ${relative(process.cwd(), inventory)} (a misspelt group?)`,
+    );
   });
 
   it("finds secrets in numbers, lists, plural names and nested keys, each at its own line", async () => {

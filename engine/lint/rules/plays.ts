@@ -52,15 +52,27 @@ function serialProblem(run: PlayRun): Finding | undefined {
 
 export const playNoHosts: Rule = {
   id: "play-no-hosts",
-  rationale: "A play whose pattern matches no host does nothing, and lint cannot check its tasks.",
+  rationale:
+    "A play whose pattern, or a term of it, matches no host does nothing there, and lint cannot check its tasks.",
   level: "warning",
-  check: (model) =>
-    [...allRuns(model)]
-      .filter((run) => run.hosts.length === 0)
-      .map((run) => ({
-        rule: "play-no-hosts",
-        message: `play "${run.play.name ?? run.play.hosts}": pattern '${run.play.hosts}' matches no host in ${relative(process.cwd(), run.inventory.file)}; its tasks were not checked`,
-        where: run.play.where,
-        play: run.play,
-      })),
+  check: (model) => [...allRuns(model)].flatMap(noHostProblems),
 };
+
+/** The whole pattern matching nothing, or else each of its terms that matches nothing. */
+function noHostProblems(run: PlayRun): Finding[] {
+  const { play } = run;
+  const file = relative(process.cwd(), run.inventory.file);
+  const finding = (message: string): Finding => ({
+    rule: "play-no-hosts",
+    message: `play "${play.name ?? play.hosts}": ${message}`,
+    where: play.where,
+    play,
+  });
+  if (run.hosts.length === 0)
+    return [
+      finding(`pattern '${play.hosts}' matches no host in ${file}; its tasks were not checked`),
+    ];
+  return run.unmatched.map((term) =>
+    finding(`'${term}' in pattern '${play.hosts}' matches no host in ${file} (a misspelt group?)`),
+  );
+}
