@@ -79,7 +79,7 @@ export function loadInventory(file: string): Inventory {
       { file },
     );
   const { doc, lines } = parseInventoryText(text);
-  reportYamlErrors(doc, lines, file);
+  reportYamlErrors(doc, lines, file, text);
   parsed.set(file, { doc, lines });
   const data = inventoryData(doc, lines, file);
   const problems = inventorySchemaProblems(data);
@@ -254,15 +254,32 @@ function readText(file: string): string {
   }
 }
 
-function reportYamlErrors(doc: Document, lines: LineCounter, file: string) {
-  const first = doc.errors[0];
+function reportYamlErrors(doc: Document, lines: LineCounter, file: string, text: string) {
+  const [first, ...rest] = yamlProblems(doc, lines, file, text);
   if (!first) return;
-  const pos = lines.linePos(first.pos[0]);
-  const message = first.message.split("\n")[0] ?? first.message;
-  throw inputError("inventory", "INVENTORY_YAML", `invalid YAML: ${message}`, {
-    file,
-    line: pos.line,
-    column: pos.col,
+  const more = rest.length > 0 ? `; ${rest.length} more YAML error(s)` : "";
+  throw inputError("inventory", "INVENTORY_YAML", `${first.message}${more}`, first.where);
+}
+
+/** Every YAML syntax error of a document, a duplicate key named by its text. */
+export function yamlProblems(
+  doc: Document,
+  lines: LineCounter,
+  file: string,
+  text: string,
+): { message: string; where: Where }[] {
+  return doc.errors.map((error) => {
+    const pos = lines.linePos(error.pos[0]);
+    const where = { file, line: pos.line, column: pos.col };
+    const said = error.message.split("\n")[0] ?? error.message;
+    // The error marks the key's first character; the key runs to its quote or its colon.
+    const key =
+      /^(?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s:,{}[\]]+)/.exec(text.slice(error.pos[0]))?.[0] ?? "";
+    const message =
+      error.code === "DUPLICATE_KEY" && key !== ""
+        ? `invalid YAML: the key ${JSON.stringify(key)} is written twice in one map (a map's keys must be unique)`
+        : `invalid YAML: ${said}`;
+    return { message, where };
   });
 }
 

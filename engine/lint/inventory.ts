@@ -6,6 +6,7 @@ import {
   loadInventory,
   parseInventoryText,
   position,
+  yamlProblems,
   type Inventory,
 } from "../inventory/load.js";
 import { inventorySchemaProblems } from "../inventory/schema.js";
@@ -27,7 +28,7 @@ export function lintInventory(file: string): { inventory?: Inventory; findings: 
   }
 }
 
-/** Schema errors with their YAML positions; YAML syntax errors are left to the loader. */
+/** YAML syntax errors, all of them, or else schema errors with their YAML positions. */
 function schemaProblems(file: string): Finding[] {
   let text: string;
   try {
@@ -37,7 +38,12 @@ function schemaProblems(file: string): Finding[] {
   }
   if (isEmptyInventory(text)) return []; // the loader says so below
   const { doc, lines } = parseInventoryText(text);
-  if (doc.errors.length > 0) return [];
+  if (doc.errors.length > 0)
+    return yamlProblems(doc, lines, file, text).map(({ message, where }) => ({
+      rule: "inventory-schema",
+      message,
+      where,
+    }));
   let data: unknown;
   try {
     data = inventoryData(doc, lines, file);

@@ -588,6 +588,25 @@ describe("omens-play lint: what the findings say", () => {
     expect(finding?.message).toContain("(argv[2]) without noLog");
   });
 
+  it("lists every YAML error of an inventory, a duplicate key by name, each at its line", async () => {
+    const file = fixture("inventory-yaml-duplicates.yaml");
+    const found = await findings("clean.ts", [file]);
+    expect(found.map((f) => [f.rule, f.where.line, f.where.column, f.message])).toEqual([
+      [
+        "inventory-schema",
+        5,
+        5,
+        `invalid YAML: the key "site" is written twice in one map (a map's keys must be unique)`,
+      ],
+      [
+        "inventory-schema",
+        10,
+        9,
+        `invalid YAML: the key "a1" is written twice in one map (a map's keys must be unique)`,
+      ],
+    ]);
+  });
+
   it("a pattern term that matches no host is named, beside the terms that do", async () => {
     const [finding] = await findings("play-no-hosts-term.ts");
     expect(finding?.message).toBe(
