@@ -205,7 +205,7 @@ export function renderTemplateProblems(
       const output = compiled(text, blanked)(context, { data: BLANK_DATA });
       return problems.length === 0 ? { output } : { problems };
     } catch (error) {
-      const problem = renderError(error as Error, text, file, where);
+      const problem = renderError(error as Error, text, file, where, blanked);
       problems.push(problem);
       const blank = blankOf(problem);
       if (!blank || problems.length >= MAX_PROBLEMS) return { problems };
@@ -300,7 +300,15 @@ function blank(path: PathNode, blanked: Blank[]): void {
  * syntax tree says which it was and gives the whole path. Other faults (a partial, a helper that
  * throws) are render errors, not syntax errors.
  */
-function renderError(error: Error, text: string, file: string, where: Where) {
+function renderError(error: Error, text: string, file: string, where: Where, blanked: Blank[]) {
+  const missingStep = missingPathStep(error, text, blanked);
+  if (missingStep)
+    return inputError(
+      "template",
+      "TEMPLATE_UNDEFINED",
+      `template variable "${missingStep.name}" is not defined`,
+      { ...where, file, line: missingStep.line, column: missingStep.column + 1 },
+    );
   const undefinedVar = /^"(.+)" not defined in .* - (\d+):(\d+)$/.exec(error.message);
   if (undefinedVar) {
     const line = Number(undefinedVar[2]);
@@ -333,6 +341,31 @@ function renderError(error: Error, text: string, file: string, where: Where) {
     );
   }
   return inputError("template", "TEMPLATE_RENDER", `template error: ${error.message}`, at);
+}
+
+/**
+ * Handlebars' strict mode does not check the steps before the last of a path: `{{site.tls.cert}}`
+ * with no `site` fails in JavaScript ("Cannot read properties of undefined (reading 'tls')").
+ * The first path not yet blanked with that step after its first names what is undefined.
+ */
+function missingPathStep(
+  error: Error,
+  text: string,
+  blanked: Blank[],
+): { name: string; line: number; column: number } | undefined {
+  const step = /^Cannot read properties of (?:undefined|null) \(reading '(.+)'\)$/.exec(
+    error.message,
+  )?.[1];
+  if (step === undefined || !(error instanceof TypeError)) return undefined;
+  let found: { name: string; line: number; column: number } | undefined;
+  walk(parsed(text), (node) => {
+    if (found || !isPath(node) || node.data) return;
+    const index = node.parts.indexOf(step);
+    const { line, column } = node.loc.start;
+    if (index < 1 || blanked.some((b) => b.line === line && b.column === column)) return;
+    found = { name: node.parts.slice(0, index).join("."), line, column };
+  });
+  return found;
 }
 
 /** The path expression that starts at line:column (0-based column), and whether it is called. */

@@ -31,6 +31,19 @@ describe("template render errors", () => {
     });
   });
 
+  it("a path through a missing value names the part that is missing, at its line", () => {
+    expect(failure("a\n  {{site.tls.cert}}\n{{owner}}\n{{site.tls.key}}\n", {})).toEqual({
+      code: "TEMPLATE_UNDEFINED",
+      message:
+        'template variable "site" is not defined; also not defined: "owner" (line 3), "site" (line 4)',
+      line: 2,
+      column: 5,
+    });
+    expect(failure("{{site.tls.cert}}\n", { site: { name: "s" } }).message).toBe(
+      'template variable "site.tls.cert" is not defined',
+    );
+  });
+
   it("every undefined name is listed in the one error, which stays at the first", () => {
     const text = "a\nb\n{{siteOwner}}\nc\n  {{siteAdmin}} {{shout site}}\n";
     expect(failure(text, { site: "s" })).toEqual({
