@@ -635,6 +635,9 @@ function writerUntilEpipe(stream: NodeJS.WriteStream): (text: string) => void {
   };
 }
 
+/** The narrowest terminal the live list is drawn on. */
+const MIN_LIVE_COLUMNS = 20;
+
 function processTerminal(): Terminal {
   const out = writerUntilEpipe(process.stdout);
   const err = writerUntilEpipe(process.stderr);
@@ -642,7 +645,12 @@ function processTerminal(): Terminal {
     out: (line) => out(line + "\n"),
     err: (line) => err(line + "\n"),
     color: process.stdout.isTTY === true && !process.env.NO_COLOR,
-    tty: process.stdout.isTTY === true && process.env.OMENS_PLAIN === undefined,
+    // A terminal that reports no width (a pseudo-terminal nobody sized) would get the live
+    // list one character per line: it gets plain lines instead.
+    tty:
+      process.stdout.isTTY === true &&
+      (process.stdout.columns ?? 0) >= MIN_LIVE_COLUMNS &&
+      process.env.OMENS_PLAIN === undefined,
     ...(process.stdin.isTTY === true ? { ask } : {}),
   };
 }

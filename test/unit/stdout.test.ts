@@ -11,6 +11,28 @@ vi.setConfig({ testTimeout: 60_000 });
 const playbook = join(ROOT, "test/fixtures/runner/chatty.ts");
 const inventory = join(ROOT, "test/fixtures/bad/good.yaml");
 
+describe("a terminal that reports no width", () => {
+  it("gets plain lines, not the live list drawn one character per line", () => {
+    const dir = mkdtempSync(join(tmpdir(), "omens-notes-"));
+    const notes = join(ROOT, "test/fixtures/runner/two-notes.ts");
+    const cli = `${process.execPath} ${join(ROOT, "bin/omens-play.js")} ${notes} -i ${inventory}`;
+    // script(1) gives the run a pseudo-terminal; stty sizes it 0 by 0, as an unsized one is.
+    const run = spawnSync("script", ["-qec", `stty cols 0 rows 0; ${cli}`, "/dev/null"], {
+      cwd: ROOT,
+      env: { ...process.env, OMENS_NOTES_DIR: dir, NO_COLOR: "1" },
+      encoding: "utf8",
+    });
+    const lines = run.stdout.replaceAll("\r", "").split("\n");
+    expect(lines, run.stdout).toContain(`PLAY all ${".".repeat(47)} [box1]`);
+    expect(
+      lines.some((l) => /^ {2}~ {2}one +box1 +changed /.test(l)),
+      run.stdout,
+    ).toBe(true);
+    // The live list at no width writes a character or two per line.
+    expect(lines.filter((l) => /^\s*\S{1,2}\s*$/.test(l))).toEqual([]);
+  });
+});
+
 describe("a stdout that carries JSON", () => {
   it("--json holds only events; what the playbook prints goes to stderr", async () => {
     const dir = mkdtempSync(join(tmpdir(), "omens-chatty-"));
