@@ -446,18 +446,31 @@ function readable(path: string): boolean {
   }
 }
 
-/** Secrets render as their value inside files; output masks them separately. */
-function revealSecrets(value: Record<string, unknown>): Record<string, unknown> {
+/**
+ * Secrets render as their value inside files; output masks them separately. A value that
+ * holds itself (`a.self = a`) is copied with the same cycle, not followed forever.
+ */
+function revealSecrets(
+  value: Record<string, unknown>,
+  copies = new Map<object, unknown>(),
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[key] = revealValue(item);
+  copies.set(value, out);
+  for (const [key, item] of Object.entries(value)) out[key] = revealValue(item, copies);
   return out;
 }
 
-function revealValue(value: unknown): unknown {
+function revealValue(value: unknown, copies: Map<object, unknown>): unknown {
   if (isSecret(value)) return value.reveal();
-  if (Array.isArray(value)) return value.map(revealValue);
+  if (value && typeof value === "object" && copies.has(value)) return copies.get(value);
+  if (Array.isArray(value)) {
+    const out: unknown[] = [];
+    copies.set(value, out);
+    value.forEach((item) => out.push(revealValue(item, copies)));
+    return out;
+  }
   if (value && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
-    return revealSecrets(value as Record<string, unknown>);
+    return revealSecrets(value as Record<string, unknown>, copies);
   }
   return value;
 }

@@ -607,6 +607,10 @@ describe("omens-play lint: what the findings say", () => {
     ]);
   });
 
+  it("a template variable that holds itself is checked without following it forever", async () => {
+    expect(await findings("cyclic-vars.ts")).toEqual([]);
+  });
+
   it("a pattern term that matches no host is named, beside the terms that do", async () => {
     const [finding] = await findings("play-no-hosts-term.ts");
     expect(finding?.message).toBe(

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { OmensError } from "../../engine/errors.js";
 import { renderTemplate } from "../../engine/modules/template.js";
+import { Secret } from "../../engine/secret.js";
 
 // A template that fails to render says what in the template's own terms, and where.
 function failure(text: string, vars: Record<string, unknown> = {}) {
@@ -17,6 +18,16 @@ function failure(text: string, vars: Record<string, unknown> = {}) {
   }
   throw new Error("expected the template to fail");
 }
+
+describe("template variables", () => {
+  it("a value that holds itself renders, with its secrets revealed and no endless copy", () => {
+    const site: Record<string, unknown> = { name: "lab", password: new Secret("pw-0417-lab") };
+    site.self = site;
+    expect(
+      renderTemplate("{{site.self.name}} {{site.password}}\n", "/srv/t/a.hbs", { site }, {}),
+    ).toBe("lab pw-0417-lab\n");
+  });
+});
 
 describe("template render errors", () => {
   it("a missing variable is named by its whole path, at its line and column", () => {

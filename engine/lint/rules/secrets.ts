@@ -68,8 +68,9 @@ export function isPlainSecretValue(value: unknown): value is string | number {
  * inside lists: `["users", "0", "password"]`): a secret-named key holding a plain value, or a
  * list with one (`unsealKeys: [k1, k2]`).
  */
-function plainSecrets(value: unknown, prefix: string[] = []): string[][] {
-  if (!value || typeof value !== "object" || isSecret(value)) return [];
+function plainSecrets(value: unknown, prefix: string[] = [], seen = new Set<object>()): string[][] {
+  if (!value || typeof value !== "object" || isSecret(value) || seen.has(value)) return [];
+  seen.add(value);
   const entries = Array.isArray(value)
     ? value.map((item, i) => [String(i), item] as const)
     : Object.entries(value as Record<string, unknown>);
@@ -79,7 +80,7 @@ function plainSecrets(value: unknown, prefix: string[] = []): string[][] {
       if (isPlainSecretValue(item)) return [path];
       if (Array.isArray(item) && item.some((v) => isPlainSecretValue(v))) return [path];
     }
-    return plainSecrets(item, path);
+    return plainSecrets(item, path, seen);
   });
 }
 
@@ -169,12 +170,14 @@ export const secretNoLog: Rule = {
 };
 
 /** Paths of Secret values inside task arguments: `argv[2]`, `stdin`, `vars.token`. */
-function secretArgs(value: unknown, prefix = ""): string[] {
+function secretArgs(value: unknown, prefix = "", seen = new Set<object>()): string[] {
   if (isSecret(value)) return [prefix || "value"];
-  if (Array.isArray(value)) return value.flatMap((item, i) => secretArgs(item, `${prefix}[${i}]`));
-  if (!value || typeof value !== "object") return [];
+  if (!value || typeof value !== "object" || seen.has(value)) return [];
+  seen.add(value);
+  if (Array.isArray(value))
+    return value.flatMap((item, i) => secretArgs(item, `${prefix}[${i}]`, seen));
   return Object.entries(value as Record<string, unknown>).flatMap(([key, item]) =>
-    secretArgs(item, prefix ? `${prefix}.${key}` : key),
+    secretArgs(item, prefix ? `${prefix}.${key}` : key, seen),
   );
 }
 
