@@ -34,10 +34,12 @@ export function maskArgumentValues(error: unknown, args: Readonly<Record<string,
   return masked;
 }
 
-function stringValues(value: unknown): string[] {
+function stringValues(value: unknown, seen = new Set<object>()): string[] {
   if (typeof value === "string") return [value];
-  if (Array.isArray(value)) return value.flatMap(stringValues);
-  if (value && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype)
-    return Object.values(value).flatMap(stringValues);
+  if (!value || typeof value !== "object" || seen.has(value)) return [];
+  seen.add(value);
+  if (Array.isArray(value)) return value.flatMap((item) => stringValues(item, seen));
+  if (Object.getPrototypeOf(value) === Object.prototype)
+    return Object.values(value).flatMap((item) => stringValues(item, seen));
   return [];
 }
