@@ -3,13 +3,12 @@ import { constants } from "node:os";
 import { basename, dirname, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { createInterface } from "node:readline";
-import { parseArgs, type ParseArgsConfig } from "node:util";
 import { ensureBecomePasswords } from "./become-password.js";
+import { parseUsage } from "./usage.js";
 import { describeError, inputError, OmensError, toOmensError } from "./errors.js";
 import type { EventSink } from "./events.js";
 import { loadInventory, type Inventory } from "./inventory/load.js";
 import { matchHosts } from "./inventory/patterns.js";
-import { nearNames } from "./near-names.js";
 import { jsonRenderer } from "./output/json.js";
 import { withStdoutReserved } from "./output/reserve-stdout.js";
 import { plainRenderer, type Terminal } from "./output/plain.js";
@@ -110,40 +109,9 @@ export async function main(
   }
 }
 
-/** node's parseArgs, whose errors (an unknown option, a missing value) are usage errors. */
-function parseUsage<T extends ParseArgsConfig>(config: T) {
-  try {
-    return parseArgs(config);
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))
-      throw inputError(
-        "usage",
-        "USAGE",
-        `${usageProblem(error as Error, Object.keys(config.options ?? {}))}\n${USAGE}`,
-      );
-    throw error;
-  }
-}
-
-// node's text for an unknown option ends in an unbalanced quote (as in '-- "--chek'), so that
-// one is said here; node's other parse errors read well as they are.
-function usageProblem(error: Error, known: string[]): string {
-  const option = /^Unknown option '(.+?)'\./.exec(error.message)?.[1];
-  if (option === undefined) return error.message;
-  const near = option.startsWith("--")
-    ? nearNames(
-        option,
-        known.map((name) => `--${name}`),
-      )
-    : [];
-  if (near.length > 0) return `Unknown option '${option}'. Did you mean ${near.join(" or ")}?`;
-  return `Unknown option '${option}'. A playbook file whose name starts with '-' goes after '--', as in: -- ${option}`;
-}
-
 function parseCli(argv: string[]): CliOptions | "help" {
   const verbosity = argv.reduce((n, a) => n + (/^-v+$/.test(a) ? a.length - 1 : 0), 0);
-  const { values, positionals } = parseUsage({
+  const { values, positionals } = parseUsage(USAGE, {
     args: argv.filter((a) => !/^-v+$/.test(a)),
     allowPositionals: true,
     options: {

@@ -1,5 +1,5 @@
-import { parseArgs } from "node:util";
 import type { PlaybookImporter } from "../cli.js";
+import { parseUsage } from "../usage.js";
 import { describeError, inputError, OmensError, toOmensError } from "../errors.js";
 import type { Terminal } from "../output/plain.js";
 import { EXIT } from "../runner/run.js";
@@ -62,23 +62,17 @@ export async function lintMain(
 }
 
 function parseLintCli(argv: string[]): LintCli | "help" {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        inventory: { type: "string", short: "i", multiple: true },
-        format: { type: "string" },
-        strict: { type: "boolean" },
-        "no-typecheck": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (error) {
-    throw inputError("usage", "USAGE", `${(error as Error).message}\n${USAGE}`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseUsage(USAGE, {
+    args: argv,
+    allowPositionals: true,
+    options: {
+      inventory: { type: "string", short: "i", multiple: true },
+      format: { type: "string" },
+      strict: { type: "boolean" },
+      "no-typecheck": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
   if (values.help) return "help";
   const format = values.format ?? "human";
   if (!(FORMATS as readonly string[]).includes(format))

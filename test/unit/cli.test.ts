@@ -80,6 +80,14 @@ describe("usage errors", () => {
     expect(first).toBe("error: Unknown option '--chek'. Did you mean --check?");
   });
 
+  it("name the near option for lint too (exit 5)", async () => {
+    const { terminal, err } = recordingTerminal();
+    expect(await main(["lint", "--strct"], terminal)).toBe(5);
+    expect(err.join("\n").split("\n")[0]).toBe(
+      "error: Unknown option '--strct'. Did you mean --strict?",
+    );
+  });
+
   it("say how to pass a file whose name starts with '-' when no option is near (exit 5)", async () => {
     const { terminal, err } = recordingTerminal();
     expect(await main(["site.ts", "--my-playbook.ts"], terminal)).toBe(5);
