@@ -34,11 +34,7 @@ export function plainRenderer(terminal: Terminal, options: { showDiff: boolean }
         );
       }
       case "play-empty":
-        return terminal.err(
-          maskSecrets(
-            `warning: play "${event.play}": hosts '${event.pattern}' matched no hosts; nothing to do`,
-          ),
-        );
+        return terminal.err(maskSecrets(`warning: play "${event.play}": ${event.warning}`));
       case "warning":
         return terminal.err(
           maskSecrets(`warning: ${event.host ? `[${event.host}] ` : ""}${event.message}`),

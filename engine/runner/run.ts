@@ -335,11 +335,14 @@ async function runPlay(prepared: PreparedPlay, run: PlayRun): Promise<boolean> {
   for (const host of prepared.hosts.filter((h) => run.states.get(h)?.status === "unreachable"))
     reportUnreachable(prepared.compiled.get(host)?.program ?? [], host, title, options);
   if (hosts.length === 0) {
+    const left = prepared.hosts.length > 0;
     options.sink({
       kind: "play-empty",
       play: title,
       pattern: play.hosts,
-      warning: "no hosts matched; nothing to do",
+      warning: left
+        ? `every host it matched (${prepared.hosts.join(", ")}) failed, was unreachable or was left out of a stopped rollout earlier; nothing to do`
+        : `hosts '${play.hosts}' matched no hosts; nothing to do`,
     });
     return false;
   }

@@ -206,6 +206,25 @@ describe("options given an empty value", () => {
   );
 });
 
+describe("a play whose hosts all failed before it", () => {
+  it("says so, rather than that its pattern matched no hosts", async () => {
+    const { run } = localSite(() =>
+      definePlaybook("site", [
+        ...failOnBox2("true").plays,
+        play("box2", {
+          name: "after",
+          tasks: [command({ argv: ["true"], changedWhen: () => false })],
+        }),
+      ]),
+    );
+    const { code, err } = await run();
+    expect(code).toBe(2);
+    expect(err).toContain(
+      'warning: play "after": every host it matched (box2) failed, was unreachable or was left out of a stopped rollout earlier; nothing to do',
+    );
+  });
+});
+
 describe("a command whose failure failedWhen accepts", () => {
   it("is ok, and its line says the failure was accepted rather than reading as an error", async () => {
     const { run } = localSite(() =>
