@@ -26,6 +26,11 @@ function exists(ctx: TaskContext, name: string): boolean {
   return (ctx.registered[name]?.stat as { exists?: boolean } | undefined)?.exists === true;
 }
 
+/** The subject's common name of a certificate read by the `x509` module. */
+function commonName(cert: CertFacts | undefined): string | undefined {
+  return cert ? /(?:^|,\s*)CN=([^,]+)/.exec(cert.subject)?.[1] : undefined;
+}
+
 /** The certificate facts an `x509` task registered, if it ran and read one. */
 function certOf(ctx: TaskContext, name: string): CertFacts | undefined {
   const result = ctx.registered[name];
@@ -74,6 +79,8 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
   ];
   const server = agent.spireServerHost;
   const serverSocket = quote(agent.spireServerSocket);
+  // Only a certificate this run replaced has a previous one to go back to.
+  const restorable = (ctx: TaskContext) => renewed(ctx) && certOf(ctx, "devidBefore") !== undefined;
 
   const reattest: Step[] = [
     command({
@@ -99,9 +106,14 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
         return `if spire-server agent show -socketPath ${serverSocket} -spiffeID ${quote(id ?? "")} >/dev/null 2>&1; then spire-server agent evict -socketPath ${serverSocket} -spiffeID ${quote(id ?? "")} >/dev/null && echo evicted; fi`;
       }),
       delegateTo: server,
+      // Only this host's own old agent: a certificate of another host's DevID put here by
+      // mistake names that host's agent, which must stay.
       when: (ctx) => {
         const id = oldId(ctx);
-        return id !== undefined && id !== newId(ctx);
+        const before = certOf(ctx, "devidBefore");
+        return (
+          id !== undefined && id !== newId(ctx) && commonName(before) === devid.devidCommonName
+        );
       },
       changedWhen: (r) => String(r.stdout).includes("evicted"),
     }),
@@ -111,8 +123,7 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
     command({
       name: `rollback: ${previous} back in place`,
       shell: `cp -p ${quote(previous)} ${quote(`${cert}.restore`)} && mv ${quote(`${cert}.restore`)} ${quote(cert)} && rm -f ${quote(`${data}/agent-data.json`)} && echo restored`,
-      // Only a certificate this run replaced has a previous one to go back to.
-      when: (ctx) => renewed(ctx) && certOf(ctx, "devidBefore") !== undefined,
+      when: restorable,
       changedWhen: (r) => String(r.stdout).includes("restored"),
     }),
     systemd({ name: "rollback: restart spire-agent", unit: "spire-agent", state: "restarted" }),
@@ -120,11 +131,14 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
     assert({
       name: "rollback: this host's DevID rotation failed",
       that: () => false,
-      msg: deferred((ctx: TaskContext) =>
-        ctx.failure.kind === "failed"
-          ? `DevID rotation on ${host} failed at "${ctx.failure.task}": ${ctx.failure.error.slice(-1500)}; the previous certificate is back in place`
-          : `DevID rotation on ${host} failed; the previous certificate is back in place`,
-      ),
+      msg: deferred((ctx: TaskContext) => {
+        const after = restorable(ctx)
+          ? "the previous certificate is back in place"
+          : `there was no previous certificate to put back; the new one stays at ${cert}`;
+        return ctx.failure.kind === "failed"
+          ? `DevID rotation on ${host} failed at "${ctx.failure.task}": ${ctx.failure.error.slice(-1500)}; ${after}`
+          : `DevID rotation on ${host} failed; ${after}`;
+      }),
     }),
   ];
 
