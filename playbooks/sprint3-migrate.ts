@@ -315,24 +315,46 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
       daemonReload: true,
       when: backedUp,
     }),
-    withOptions(agentHealth(agent), { name: "rollback: agent healthy on join_token" }),
+    withOptions(agentHealth(agent), {
+      name: "rollback: agent healthy on join_token",
+      when: backedUp,
+    }),
     command({
       name: "rollback: join_token attestation serves workloads again",
       shell: `grep -q 'NodeAttestor "join_token"' ${AGENT_CONFIG} && ${fetchSvid}`,
       retries: 15,
       delay: 2,
+      when: backedUp,
       changedWhen: () => false,
     }),
     assert({
       name: "rollback: this host failed its migration",
       that: () => false,
-      msg: deferred((ctx: TaskContext) =>
-        ctx.failure.kind === "failed"
-          ? `migration of ${host} failed at "${ctx.failure.task}": ${ctx.failure.error.slice(-1500)}; rolled back to join_token`
-          : `migration of ${host} failed; rolled back to join_token`,
-      ),
+      msg: deferred((ctx: TaskContext) => {
+        const after = backedUp(ctx) ? "rolled back to join_token" : "nothing was changed";
+        return ctx.failure.kind === "failed"
+          ? `migration of ${host} failed at "${ctx.failure.task}": ${evidence(ctx.failure.error)}; ${after}`
+          : `migration of ${host} failed; ${after}`;
+      }),
     }),
   ];
+
+  // A host found on tpm_devid may have been moved by a run stopped before its gates: they run
+  // again, and a failure fails the host (so join_token is not retired). Its join_token backup
+  // is not restored: an earlier run took it, maybe long ago.
+  const recheck: Task[] = [
+    withOptions(agentHealth(agent), { name: "gate: agent healthy" }),
+    workloadSvidGate(agent, probeUser),
+  ];
+  const recheckFailed = assert({
+    name: "this host's tpm_devid agent failed its gates",
+    that: () => false,
+    msg: deferred((ctx: TaskContext) =>
+      ctx.failure.kind === "failed"
+        ? `${host} already attests with tpm_devid, but "${ctx.failure.task}" fails: ${evidence(ctx.failure.error)}; not rolled back (the join_token backup in ${BACKUP} is from an earlier run); fix the cause and run again`
+        : `${host} already attests with tpm_devid, but its gates fail`,
+    ),
+  });
 
   return [
     command({
@@ -364,7 +386,21 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
       tasks: gates,
       rescue: rollback,
     }),
+    block({
+      name: `${host} already on tpm_devid: its gates again`,
+      when: migrated,
+      tasks: recheck,
+      rescue: [recheckFailed],
+    }),
   ];
+}
+
+/** A failed step's error for a one-line summary: its first line, and the end of the rest. */
+function evidence(error: string): string {
+  const [first = "", ...rest] = error.split("\n");
+  const tail = rest.join("\n");
+  if (tail.length <= 1200) return error;
+  return `${first}\n...\n${tail.slice(-1200)}`;
 }
 
 /** Once every agent the server lists has moved: evict the old agents, drop join_token. */

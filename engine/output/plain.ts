@@ -82,7 +82,7 @@ function renderResult(
   const host = `${event.host}${event.delegate ? ` -> ${event.delegate}` : ""}`;
   const reason =
     event.reason && event.status !== "failed" && event.status !== "unreachable"
-      ? `  ${event.reason}`
+      ? `  ${oneLine(event.reason)}`
       : "";
   out(
     `  ${symbol} ${task.padEnd(52)} ${host.padEnd(8)} ${paint(COLOR[event.status], status)}${reason} (${event.durationMs} ms)`,
@@ -164,4 +164,11 @@ function indent(text: string, spaces: number): string {
 
 function indentBlock(label: string, text: string): string {
   return text.trim() === "" ? "" : `\n        ${label}:\n${indent(text.trimEnd(), 10)}`;
+}
+
+/** A reason on a result line: its first line, cut at 200 characters, marked when cut. */
+function oneLine(text: string): string {
+  const first = text.split("\n")[0] ?? "";
+  const cut = first.length > 200 ? `${first.slice(0, 200)}` : first;
+  return cut === text ? text : `${cut} ...`;
 }

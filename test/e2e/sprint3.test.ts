@@ -180,6 +180,28 @@ describe("sprint 3: agents move from join_token to tpm_devid", () => {
     expect(longestOutage(probes)).toBeLessThanOrEqual(30);
   }, 600_000);
 
+  it("a host found on tpm_devid is gated again: a failing gate fails it, not taken for done", async () => {
+    // Both the agent's health check and workloads reach it through this socket.
+    sshRoot("auth", `mv ${AGENT_SOCKET} ${AGENT_SOCKET}.off`);
+    let run: PlayRun;
+    try {
+      run = await play(SPRINT3, inventory, "--limit", "auth");
+    } finally {
+      sshRoot("auth", `mv ${AGENT_SOCKET}.off ${AGENT_SOCKET}`);
+    }
+    expect(run.code, run.stderr).toBe(2);
+    const failed = results(run, "auth").filter((r) => r.status === "failed");
+    const verdict = failed.find((r) => r.task === "this host's tpm_devid agent failed its gates");
+    expect(String(verdict?.error), JSON.stringify(failed, null, 1)).toContain(
+      'auth already attests with tpm_devid, but "gate: agent healthy" fails: not healthy after 30 s',
+    );
+    expect(agentConf("auth")).toContain('NodeAttestor "tpm_devid"');
+    expect(sshRoot("spire", "cat /etc/spire/server/server.conf")).toContain(
+      'NodeAttestor "join_token"',
+    );
+    sshRoot("auth", `spire-agent api fetch x509 -socketPath ${AGENT_SOCKET} >/dev/null`);
+  }, 300_000);
+
   it("a run stopped by Ctrl-C after ca's agent.conf says tpm_devid is finished by the next run", async () => {
     const mainPid = () => sshRoot("ca", "systemctl show -p MainPID --value spire-agent").trim();
     const before = mainPid();

@@ -237,6 +237,12 @@ describe("a command whose failure failedWhen accepts", () => {
               failedWhen: () => false,
               changedWhen: () => false,
             }),
+            command({
+              name: "a two-line probe",
+              shell: "true\ntest -e /nonexistent/omens-marker",
+              failedWhen: () => false,
+              changedWhen: () => false,
+            }),
           ],
         }),
       ]),
@@ -245,6 +251,11 @@ describe("a command whose failure failedWhen accepts", () => {
     expect(code).toBe(0);
     const line = out.find((l) => l.includes("is the marker there") && l.includes("box1"));
     expect(line).toMatch(/ ok +accepted by failedWhen: exit code 1 \(general error\): test -e /);
+    // A reason of several lines is shown by its first on the result line.
+    const probe = out.find((l) => l.includes("a two-line probe") && l.includes("box1"));
+    expect(probe).toMatch(
+      / ok +accepted by failedWhen: exit code 1 \(general error\): true \.\.\. \(\d+ ms\)$/,
+    );
   });
 });
 
