@@ -395,12 +395,15 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
   ];
 }
 
-/** A failed step's error for a one-line summary: its first line, and the end of the rest. */
+/**
+ * A failed step's error for the host's summary: its first line (a command's cut to its start)
+ * and the end of the rest, where the command's own output says what went wrong.
+ */
 function evidence(error: string): string {
-  const [first = "", ...rest] = error.split("\n");
+  const [head = "", ...rest] = error.split("\n");
+  const first = head.length > 160 ? `${head.slice(0, 160)}...` : head;
   const tail = rest.join("\n");
-  if (tail.length <= 1200) return error;
-  return `${first}\n...\n${tail.slice(-1200)}`;
+  return tail.length <= 1200 ? [first, tail].join("\n") : `${first}\n...\n${tail.slice(-1200)}`;
 }
 
 /** Once every agent the server lists has moved: evict the old agents, drop join_token. */

@@ -193,8 +193,9 @@ describe("sprint 3: agents move from join_token to tpm_devid", () => {
     const failed = results(run, "auth").filter((r) => r.status === "failed");
     const verdict = failed.find((r) => r.task === "this host's tpm_devid agent failed its gates");
     expect(String(verdict?.error), JSON.stringify(failed, null, 1)).toContain(
-      'auth already attests with tpm_devid, but "gate: agent healthy" fails: not healthy after 30 s',
+      'auth already attests with tpm_devid, but "gate: agent healthy" fails: exit code 1',
     );
+    expect(String(verdict?.error)).toContain("not rolled back");
     expect(agentConf("auth")).toContain('NodeAttestor "tpm_devid"');
     expect(sshRoot("spire", "cat /etc/spire/server/server.conf")).toContain(
       'NodeAttestor "join_token"',
