@@ -44,6 +44,23 @@ export function certExpiry(component: string, label: string, path: string, min: 
   });
 }
 
+/**
+ * The DevID names this host: another host's certificate copied here by mistake would make the
+ * agent attest as that host (and a renewal evict that host's agent).
+ */
+function devidNamesHost(path: string, commonName: string): Task {
+  const p = quote(path);
+  return probe({
+    component: "devid",
+    check: `DevID certificate names this host (CN=${commonName})`,
+    shell: [
+      `subject=$(openssl x509 -in ${p} -noout -subject -nameopt RFC2253 2>/dev/null) || { echo "${path}: missing or unreadable"; exit 2; }`,
+      `subject=\${subject#subject=}`,
+      `case ",$subject," in *,CN=${quote(commonName)},*) echo "$subject" ;; *) echo "$subject, not CN=${commonName.replace(/["\\$`]/g, "")}"; exit 1 ;; esac`,
+    ].join("; "),
+  });
+}
+
 /** The unit runs (systemd's view); the detail is its state, e.g. "inactive" or "failed". */
 function active(component: string, unit: string): Task {
   return probe({ component, check: "active", shell: `systemctl is-active ${quote(unit)}` });
@@ -111,6 +128,7 @@ function spireAgentChecks(vars: Record<string, unknown>): Task[] {
       shell: `TPM2TOOLS_TCTI=${quote(agent.tpmTcti)} tpm2_getcap properties-fixed >/dev/null && echo "answers (${agent.tpmTcti.replace(/["\\$`]/g, "")})"`,
     }),
     certExpiry("devid", "DevID", `${devid.devidDir}/devid.crt`, minDays(vars)),
+    devidNamesHost(`${devid.devidDir}/devid.crt`, devid.devidCommonName),
     probe({
       component: "devid",
       check: "renewal check timer: last result",
