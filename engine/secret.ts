@@ -1,8 +1,6 @@
 import { inspect } from "node:util";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { callerLocation } from "./dsl/task.js";
-import { dirname, sep } from "node:path";
-import { fileURLToPath } from "node:url";
+import { callerFrames, callerLocation } from "./dsl/task.js";
 import { inputError, OmensError, type Where } from "./errors.js";
 import { baoSettingsFromEnv, readKvField } from "./openbao.js";
 
@@ -118,24 +116,13 @@ export class Secret {
 }
 
 /**
- * Where the code that converted a Secret to text is, when it is a playbook's or role's: the
- * first frame with a file below `convert` (built-ins such as String() have none), unless it
- * is the engine's or a library's.
+ * Where the code that converted a Secret to text is, when it is a playbook's or role's rather
+ * than the engine's or a library's.
  */
 function textCaller(convert: () => string): Where | undefined {
-  const holder: { stack?: string } = {};
-  Error.captureStackTrace(holder, convert);
-  for (const frame of holder.stack?.split("\n").slice(1) ?? []) {
-    const match = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/.exec(frame);
-    if (!match?.[1]) continue;
-    const file = match[1].startsWith("file://") ? fileURLToPath(match[1]) : match[1];
-    if (file.startsWith(ENGINE_DIR) || file.includes(`${sep}node_modules${sep}`)) return undefined;
-    return { file, line: Number(match[2]), column: Number(match[3]) };
-  }
-  return undefined;
+  const [first] = callerFrames(convert);
+  return first && !first.engine ? first.where : undefined;
 }
-
-const ENGINE_DIR = dirname(fileURLToPath(import.meta.url)) + sep;
 
 let placeholders = false;
 

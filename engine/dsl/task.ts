@@ -203,17 +203,23 @@ const ENGINE_DIR = dirname(dirname(fileURLToPath(import.meta.url))) + sep;
 
 /** The first stack frame outside the engine: the playbook or role line that built a task. */
 export function callerLocation(): Where {
+  return callerFrames(callerLocation).find((frame) => !frame.engine)?.where ?? {};
+}
+
+/**
+ * The stack frames above `below` that name a file (built-ins such as String() name none),
+ * each marked when it is the engine's or a package's rather than a playbook's or role's.
+ */
+export function callerFrames(below: () => unknown): { where: Where; engine: boolean }[] {
   const holder: { stack?: string } = {};
-  Error.captureStackTrace(holder, callerLocation);
-  const stack = holder.stack?.split("\n").slice(1) ?? [];
-  for (const frame of stack) {
+  Error.captureStackTrace(holder, below);
+  return (holder.stack?.split("\n").slice(1) ?? []).flatMap((frame) => {
     const match = /\(?((?:file:\/\/)?\/[^():]+):(\d+):(\d+)\)?\s*$/.exec(frame);
-    if (!match?.[1]) continue;
+    if (!match?.[1]) return [];
     const file = match[1].startsWith("file://") ? fileURLToPath(match[1]) : match[1];
-    if (file.startsWith(ENGINE_DIR) || file.includes(`${sep}node_modules${sep}`)) continue;
-    return { file, line: Number(match[2]), column: Number(match[3]) };
-  }
-  return {};
+    const engine = file.startsWith(ENGINE_DIR) || file.includes(`${sep}node_modules${sep}`);
+    return [{ where: { file, line: Number(match[2]), column: Number(match[3]) }, engine }];
+  });
 }
 
 /** The directory of the file that called into the engine (for role-relative paths). */
