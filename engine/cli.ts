@@ -337,6 +337,9 @@ function warnNothing(options: CliOptions, sink: EventSink) {
   sink({ kind: "warning", message: `no hosts matched ${what}; no connection opened` });
 }
 
+/** A file that can hold a playbook: a TypeScript or JavaScript module. */
+export const PLAYBOOK_FILE = /\.m?[tj]s$/;
+
 /** Imports a playbook module; a load failure names the file and line it came from. */
 export async function loadPlaybook(
   file: string,
@@ -350,7 +353,7 @@ export async function loadPlaybook(
       "PLAYBOOK_IS_FOLDER",
       `${file} is a folder: give one playbook file (omens-play lint takes folders)`,
     );
-  if (!/\.m?[tj]s$/.test(file))
+  if (!PLAYBOOK_FILE.test(file))
     throw inputError(
       "usage",
       "PLAYBOOK_KIND",

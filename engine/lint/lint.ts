@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { loadPlaybook, type PlaybookImporter } from "../cli.js";
+import { loadPlaybook, PLAYBOOK_FILE, type PlaybookImporter } from "../cli.js";
 import { inputError, OmensError } from "../errors.js";
 import { usePlaceholderSecrets } from "../secret.js";
 import { placeKey, type Finding } from "./finding.js";
@@ -44,7 +44,8 @@ export interface LintReport {
  */
 export async function lint(options: LintOptions): Promise<LintReport> {
   usePlaceholderSecrets();
-  const files = once(options.paths.flatMap(discover));
+  const discovered = options.paths.map((path) => ({ path, files: discover(path) }));
+  const files = once(discovered.flatMap((d) => d.files));
   const model: LintModel = { inventories: [], playbooks: [], problems: [] };
   for (const file of options.inventories.map(inventoryFile)) {
     const { inventory, findings } = lintInventory(file);
@@ -65,7 +66,7 @@ export async function lint(options: LintOptions): Promise<LintReport> {
   const kinds = new Map<string, ModuleKind>();
   for (const { file, fromFolder } of files)
     kinds.set(file, await addPlaybook(model, { file, fromFolder, importPlaybook }));
-  refuseHelperFolders(options.paths, kinds);
+  refuseHelperFolders(discovered, kinds);
   const found = [
     ...model.problems,
     ...RULES.flatMap((rule) => rule.check(model)),
@@ -148,8 +149,6 @@ function discover(path: string): PlaybookFile[] {
   return files;
 }
 
-const PLAYBOOK_FILE = /\.m?[tj]s$/;
-
 /** Each file once, as first named: a file given alone and through its folder is one playbook. */
 function once(files: PlaybookFile[]): PlaybookFile[] {
   const seen = new Set<string>();
@@ -188,10 +187,12 @@ async function addPlaybook(model: LintModel, toAdd: PlaybookToAdd): Promise<Modu
  * A folder whose modules are all helpers holds no playbook: a usage error, like an empty one,
  * so that linting a role's folder by mistake fails CI instead of checking nothing.
  */
-function refuseHelperFolders(paths: string[], kinds: Map<string, ModuleKind>) {
-  for (const path of paths) {
-    if (!statSync(resolve(path)).isDirectory()) continue;
-    if (discover(path).some(({ file }) => kinds.get(file) !== "helper")) continue;
+function refuseHelperFolders(
+  discovered: { path: string; files: PlaybookFile[] }[],
+  kinds: Map<string, ModuleKind>,
+) {
+  for (const { path, files } of discovered) {
+    if (!files.every((f) => f.fromFolder && kinds.get(f.file) === "helper")) continue;
     throw inputError(
       "usage",
       "LINT_PATH",
