@@ -113,7 +113,10 @@ function fromCompiled(host: InventoryHost, compiled: CompiledHost): HostPlan {
 }
 
 /** Conditions with a block's or loop's own `when` added after those around it. */
-function withWhen(conditions: Predicate[], of: { options: { when?: Predicate } }): Predicate[] {
+export function withWhen(
+  conditions: Predicate[],
+  of: { options: { when?: Predicate } },
+): Predicate[] {
   return of.options.when ? [...conditions, of.options.when] : conditions;
 }
 

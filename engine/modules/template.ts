@@ -126,9 +126,8 @@ export function renderTemplateFile(
   vars: Record<string, unknown>,
   where: Where,
 ): string {
-  const result = renderTemplateFileProblems(src, baseDir, vars, where);
-  if ("output" in result) return result.output;
-  throw withOthers(result.problems);
+  const file = templateFile(src, baseDir, where);
+  return renderTemplate(readFileSync(file, "utf8"), file, vars, where);
 }
 
 /** As `renderTemplateFile`, but gives every problem of the render instead of throwing. */
@@ -285,10 +284,14 @@ function isPath(node: unknown): node is PathNode {
   return (node as { type?: string } | undefined)?.type === "PathExpression";
 }
 
+/** The blanked use that starts at a syntax tree position, if any. */
+function blankedAt(blanked: Blank[], start: hbs.AST.Position): Blank | undefined {
+  return blanked.find((b) => b.line === start.line && b.column === start.column);
+}
+
 /** Points a blanked use at the data that stands in for it. */
 function blank(path: PathNode, blanked: Blank[]): void {
-  const start = path.loc.start;
-  const found = blanked.find((b) => b.line === start.line && b.column === start.column);
+  const found = blankedAt(blanked, path.loc.start);
   if (!found) return;
   const name = found.helper ? "omensNoHelper" : "omensUndefined";
   Object.assign(path, { data: true, depth: 0, parts: [name], original: `@${name}` });
@@ -362,7 +365,7 @@ function missingPathStep(
     if (found || !isPath(node) || node.data) return;
     const index = node.parts.indexOf(step);
     const { line, column } = node.loc.start;
-    if (index < 1 || blanked.some((b) => b.line === line && b.column === column)) return;
+    if (index < 1 || blankedAt(blanked, node.loc.start)) return;
     found = { name: node.parts.slice(0, index).join("."), line, column };
   });
   return found;

@@ -169,6 +169,6 @@ function indentBlock(label: string, text: string): string {
 /** A reason on a result line: its first line, cut at 200 characters, marked when cut. */
 function oneLine(text: string): string {
   const first = text.split("\n")[0] ?? "";
-  const cut = first.length > 200 ? `${first.slice(0, 200)}` : first;
+  const cut = first.slice(0, 200);
   return cut === text ? text : `${cut} ...`;
 }

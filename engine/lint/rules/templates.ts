@@ -8,7 +8,7 @@ import {
   templateModule,
 } from "../../modules/template.js";
 import { maskSecrets } from "../../secret.js";
-import type { LintTask } from "../expand.js";
+import { withWhen, type LintTask } from "../expand.js";
 import { placeKey, type Finding, type Rule } from "../finding.js";
 import { allTasks, type LintModel } from "../model.js";
 import { namesUsed, templateSource, type TemplateSource } from "../template-source.js";
@@ -89,9 +89,7 @@ function* templateTasks(model: LintModel) {
  * facts or registered results cannot be decided: the template is rendered, as the run may.
  */
 function mayRun(item: LintTask): boolean {
-  const own = item.task.options.when;
-  const conditions = own ? [...item.conditions, own] : item.conditions;
-  return conditions.every((when) => mayHold(when, item));
+  return withWhen(item.conditions, item.task).every((when) => mayHold(when, item));
 }
 
 function mayHold(when: NonNullable<TaskOptions["when"]>, item: LintTask): boolean {
