@@ -19,7 +19,7 @@ import {
 import { quote } from "../engine/shell.js";
 import { roleVars, withOptions } from "../roles/common/compose.js";
 import { roleVarsError } from "../roles/common/errors.js";
-import { healthGate } from "../roles/common/gates.js";
+import { failureEvidence, healthGate } from "../roles/common/gates.js";
 import {
   AGENT_BUNDLE,
   AGENT_CONFIG,
@@ -333,7 +333,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
       msg: deferred((ctx: TaskContext) => {
         const after = backedUp(ctx) ? "rolled back to join_token" : "nothing was changed";
         return ctx.failure.kind === "failed"
-          ? `migration of ${host} failed at "${ctx.failure.task}": ${evidence(ctx.failure.error)}; ${after}`
+          ? `migration of ${host} failed at "${ctx.failure.task}": ${failureEvidence(ctx.failure.error)}; ${after}`
           : `migration of ${host} failed; ${after}`;
       }),
     }),
@@ -351,7 +351,7 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
     that: () => false,
     msg: deferred((ctx: TaskContext) =>
       ctx.failure.kind === "failed"
-        ? `${host} already attests with tpm_devid, but "${ctx.failure.task}" fails: ${evidence(ctx.failure.error)}; not rolled back (the join_token backup in ${BACKUP} is from an earlier run); fix the cause and run again`
+        ? `${host} already attests with tpm_devid, but "${ctx.failure.task}" fails: ${failureEvidence(ctx.failure.error)}; not rolled back (the join_token backup in ${BACKUP} is from an earlier run); fix the cause and run again`
         : `${host} already attests with tpm_devid, but its gates fail`,
     ),
   });
@@ -393,17 +393,6 @@ function migrateAgent(vars: Record<string, unknown>, host: string): Step[] {
       rescue: [recheckFailed],
     }),
   ];
-}
-
-/**
- * A failed step's error for the host's summary: its first line (a command's cut to its start)
- * and the end of the rest, where the command's own output says what went wrong.
- */
-function evidence(error: string): string {
-  const [head = "", ...rest] = error.split("\n");
-  const first = head.length > 160 ? `${head.slice(0, 160)}...` : head;
-  const tail = rest.join("\n");
-  return tail.length <= 1200 ? [first, tail].join("\n") : `${first}\n...\n${tail.slice(-1200)}`;
 }
 
 /** Once every agent the server lists has moved: evict the old agents, drop join_token. */

@@ -35,3 +35,15 @@ export function neededStdout(ctx: TaskContext, name: string, what: string): stri
   if (ctx.check) return `(${what}: known only in a real run)\n`;
   throw missingValueError(`${what} is missing: the task registering "${name}" gave no output`);
 }
+
+/**
+ * A failed step's error for the host's summary: its first line (a command's cut to its start)
+ * and the end of the rest, where the command's own output says what went wrong.
+ */
+export function failureEvidence(error: string): string {
+  const [head = "", ...rest] = error.split("\n");
+  const first = head.length > 160 ? `${head.slice(0, 160)}...` : head;
+  const tail = rest.join("\n");
+  if (tail === "") return first;
+  return tail.length <= 1200 ? `${first}\n${tail}` : `${first}\n...\n${tail.slice(-1200)}`;
+}

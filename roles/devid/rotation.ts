@@ -12,6 +12,7 @@ import {
 } from "../../engine/index.js";
 import { quote } from "../../engine/shell.js";
 import { roleVars, withOptions } from "../common/compose.js";
+import { failureEvidence } from "../common/gates.js";
 import { agentHealth, SpireAgentVars, workloadSvidGate } from "../spire-agent/index.js";
 import { DEVID_CHECK_UNIT } from "./check.js";
 import { devidCertificate, DevidVars } from "./index.js";
@@ -136,7 +137,7 @@ export function devidRotation(hostVars: Record<string, unknown>, host: string): 
           ? "the previous certificate is back in place"
           : `there was no previous certificate to put back; the new one stays at ${cert}`;
         return ctx.failure.kind === "failed"
-          ? `DevID rotation on ${host} failed at "${ctx.failure.task}": ${ctx.failure.error.slice(-1500)}; ${after}`
+          ? `DevID rotation on ${host} failed at "${ctx.failure.task}": ${failureEvidence(ctx.failure.error)}; ${after}`
           : `DevID rotation on ${host} failed; ${after}`;
       }),
     }),
